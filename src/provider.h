@@ -108,8 +108,15 @@ int vmp_provider_register(const vmp_provider_ops *ops, vmp_err *err);
 int vmp_provider_unregister(const char *name);
 /* The class registered under name (case-insensitive), or NULL. */
 const vmp_provider_ops *vmp_provider_class_find(const char *name);
+/* Appends the registered class names to out (may be NULL to only count);
+ * returns how many there are. */
+size_t vmp_provider_class_names(vmp_strlist *out);
 /* Registers the built-in classes (dummy, and vsphere when compiled in).
- * Idempotent. */
+ * Idempotent. The provider module does not depend on the providers: it
+ * finds vmp_dummy_provider_ops / vmp_vsphere_provider_ops through weak
+ * references, so a class is built in when its object is part of the link
+ * (always with libvmpool.so; with a static archive, something in the
+ * program must reference the ops table, e.g. vmp_dummy_register()). */
 int vmp_provider_register_builtins(vmp_err *err);
 
 /* ---- instances ---------------------------------------------------------- */
