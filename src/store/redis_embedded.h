@@ -12,10 +12,17 @@
  * server already answers on the socket, it is reused and this handle does
  * not own it: closing the handle leaves it running. Only the handle that
  * started the server stops it (SHUTDOWN, then SIGTERM, then SIGKILL after a
- * bound). The child runs in its own session with every other descriptor
- * closed; it cannot be told to die with its parent, so after a SIGKILL of
- * vmpool it keeps running and the next vmpool on that state directory reuses
- * it.
+ * bound); if another handle (another vmpool on the same state directory)
+ * still uses the server, it is left running for it. A handle that reuses a
+ * server nobody else uses (one left behind by a vmpool that was killed)
+ * adopts it and stops it on close.
+ *
+ * The child runs in its own session (a terminal's Ctrl-C does not reach it:
+ * vmpool stops it in order) with every other descriptor closed. Unless
+ * keep_on_parent_death is set, it gets SIGTERM (a clean shutdown that
+ * flushes the append-only file) when the THREAD that started it ends,
+ * including a SIGKILL of vmpool: start it from a thread that lives as long
+ * as the server is needed (vmpoold: the main thread).
  */
 #ifndef VMP_REDIS_EMBEDDED_H
 #define VMP_REDIS_EMBEDDED_H
@@ -31,7 +38,9 @@ typedef struct vmp_redis_embedded_opts {
     const char *state_dir;     /* required */
     const char *server_path;   /* NULL: "redis-server" from PATH */
     double start_timeout;      /* seconds to wait for PING; <= 0: 10 */
-    double stop_timeout;       /* seconds before SIGKILL; <= 0: 10 */
+    double stop_timeout;       /* seconds per stop step (SHUTDOWN, SIGTERM) before
+                                  the next; <= 0: 10 */
+    bool keep_on_parent_death; /* do not SIGTERM the server when its starter dies */
 } vmp_redis_embedded_opts;
 
 /* Starts (or reuses) the server. *out must be NULL. */

@@ -1,0 +1,144 @@
+/*
+ * store_internal: what the store's .c files share and nobody else sees: the
+ * store struct, an argument-vector builder for binary-safe commands, the
+ * command runner with reconnect, and the server-side scripts.
+ */
+#ifndef VMP_STORE_INTERNAL_H
+#define VMP_STORE_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+
+#include "store/store.h"
+
+/* Server-side scripts (store_scripts.c). Every script gets the key prefix as
+ * ARGV[1] and builds its key names from it (no KEYS: several scripts touch
+ * keys named by data they read, e.g. an on-demand request's sets). */
+typedef enum st_script {
+    SCR_CLONE_START = 0,
+    SCR_CLONE_DONE,
+    SCR_CLONE_FAILED,
+    SCR_PENDING_READY,
+    SCR_DISCOVER,
+    SCR_DISCOVERED_RESOLVE,
+    SCR_DESTROY_START,
+    SCR_FORGET,
+    SCR_DRAIN,
+    SCR_REMOVE_EXCESS,
+    SCR_CHECKOUT,
+    SCR_ROLLBACK,
+    SCR_VM_RETURN,
+    SCR_COUNTER_TAKE,
+    SCR_POOLS_PUBLISH,
+    SCR_HSET_IF_EXISTS,
+    SCR_TAG_SET,
+    SCR_DISK_ADD,
+    SCR_TOKEN_CREATE,
+    SCR_TOKEN_TOUCH,
+    SCR_OD_CREATE,
+    SCR_OD_START,
+    SCR_OD_TASK_REPLACE,
+    SCR_OD_FAIL,
+    SCR_OD_CHECK_READY,
+    SCR_OD_EXPIRE,
+    SCR_OD_DELETE,
+    SCR_LEASE_ACQUIRE,
+    SCR_LEASE_RENEW,
+    SCR_LEASE_RELEASE,
+    SCR_COUNT
+} st_script;
+
+/* Name and Lua source of a script (for messages and SCRIPT LOAD). */
+const char *st_script_name(st_script id);
+const char *st_script_source(st_script id);
+
+struct vmp_store {
+    redisContext *c;
+    char *host;
+    int port;
+    char *socket;
+    char *password;
+    int db;
+    char *prefix;
+    long long data_ttl;
+    int attempts;
+    double delay, delay_max, timeout;
+    char addr[300];
+    bool scripts_loaded;
+    bool no_scripts;    /* a subscriber's connection needs none */
+    char sha[SCR_COUNT][41];
+};
+
+/* ---- argument vectors ---- */
+
+/* A command's arguments, each an owned copy. An allocation failure sets oom
+ * and later adds do nothing; the runner reports VMP_ENOMEM. */
+typedef struct st_args {
+    char **v;
+    size_t *len;
+    size_t n, cap;
+    bool oom;
+} st_args;
+
+void st_args_add(st_args *a, const char *s);
+void st_args_addn(st_args *a, const char *s, size_t len);
+void st_args_addf(st_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds "<prefix>__<kind>__<name>". */
+void st_args_key(st_args *a, const vmp_store *s, const char *kind, const char *name);
+void st_args_free(st_args *a);
+
+/* "<prefix>__<kind>__<name>" as a new string (NULL on OOM). */
+char *st_key(const vmp_store *s, const char *kind, const char *name);
+
+/* ---- running commands ---- */
+
+/* Builds a store from opts without connecting. */
+int st_new(const vmp_store_opts *opts, vmp_store **out, vmp_err *err);
+/* Makes sure the connection is up (reconnecting with backoff). */
+int st_ensure(vmp_store *s, vmp_err *err);
+/* Closes the connection (the next call reconnects). */
+void st_drop(vmp_store *s);
+
+/* Runs one command. *out receives the reply (freeReplyObject it); an error
+ * reply is turned into VMP_EREDIS and no reply is returned. idempotent:
+ * retried once on a connection that broke under it. */
+int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vmp_err *err);
+
+/* Runs n commands as one pipeline (one round trip). out has n slots; on
+ * success every slot holds a reply (error replies included: check them). */
+int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, redisReply **out,
+                vmp_err *err);
+
+/* EVALSHA of a script with args (prefix is prepended as ARGV[1]; no KEYS),
+ * falling back to loading the script on NOSCRIPT. */
+int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, vmp_err *err);
+
+/* Loads every script on the current connection (called after connect). */
+int st_scripts_load(vmp_store *s, vmp_err *err);
+
+/* ---- replies ---- */
+
+/* Integer reply value (or an integer-looking string); -1 with VMP_EREDIS if
+ * the reply has another shape. */
+int st_reply_int(vmp_store *s, const redisReply *r, long long *out, vmp_err *err);
+/* Copies a string reply into *out (NULL for a nil reply). */
+int st_reply_str(vmp_store *s, const redisReply *r, char **out, vmp_err *err);
+/* Appends every element of an array reply (strings) to out. */
+int st_reply_list(vmp_store *s, const redisReply *r, vmp_strlist *out, vmp_err *err);
+/* Error for a reply of an unexpected shape. */
+int st_bad_reply(vmp_store *s, const char *what, vmp_err *err);
+
+/* A simple command that returns an integer. */
+int st_run_int(vmp_store *s, bool idempotent, const st_args *a, long long *out, vmp_err *err);
+/* A simple command that returns a string or nil. */
+int st_run_str(vmp_store *s, bool idempotent, const st_args *a, char **out, vmp_err *err);
+/* A simple command that returns an array of strings. */
+int st_run_list(vmp_store *s, bool idempotent, const st_args *a, vmp_strlist *out,
+                vmp_err *err);
+/* A script that returns an integer. */
+int st_eval_int(vmp_store *s, st_script id, const st_args *args, long long *out, vmp_err *err);
+
+/* Now as vmpooler's time string / today's date from now. */
+void st_time(double now, char buf[VMP_TIME_STR_MAX]);
+void st_date(double now, char buf[16]);
+
+#endif
