@@ -279,6 +279,12 @@ void vmp_provider_close(vmp_provider *p)
     free(p);
 }
 
+void vmp_provider_rebind(vmp_provider *p, const vmp_config *cfg)
+{
+    if (p && cfg)
+        __atomic_store_n(&p->cfg, cfg, __ATOMIC_RELEASE);
+}
+
 /* ---- provider sets ------------------------------------------------------ */
 
 struct vmp_provider_set {

@@ -129,6 +129,13 @@ int vmp_provider_register_builtins(vmp_err *err);
 int vmp_provider_open(const vmp_config *cfg, const char *name, const vmp_cfg_node *options,
                       vmp_metrics *metrics, vmp_provider **out, vmp_err *err);
 void vmp_provider_close(vmp_provider *p);
+/* Points a live instance at a newer configuration (a reload that keeps the
+ * instance because its `:providers:` entry did not change), so pool_config,
+ * provided_pools and global_config see the new pools. The instance's own
+ * entry (vmp_provider_config) stays the one it was opened with, so the
+ * configuration it was opened with must outlive it. The caller makes sure
+ * cfg outlives every op that may still be reading it. */
+void vmp_provider_rebind(vmp_provider *p, const vmp_config *cfg);
 
 /* A set of instances: one for each provider named by a pool or listed under
  * `:providers:`. */
