@@ -49,6 +49,8 @@ typedef struct vmp_pool_cfg {
     double check_loop_delay_max;
     double check_loop_delay_decay;
     const vmp_cfg_node *node; /* the pool's mapping, every key as written */
+    /* vSphere tuning options, as written (strings), or NULL */
+    char *snapshot_mainMem_ioBlockPages, *snapshot_mainMem_iowait;
 } vmp_pool_cfg;
 
 typedef struct vmp_redis_cfg {
@@ -108,17 +110,47 @@ typedef struct vmp_global_cfg {
     bool rate_limiting_enabled;
     const vmp_cfg_node *backend_weight; /* map clone_target -> weight, or NULL */
     const vmp_cfg_node *node;           /* the :config: mapping */
+    char *domain;          /* legacy (2017/0.1.0) `domain:` or env DOMAIN; NULL = unset */
+    char *ssh_key;         /* accepted, unused by the core */
+    vmp_strlist extra_config; /* files named by extra_config / EXTRA_CONFIG (already merged) */
+    bool circuit_breaker_enabled;                /* true */
+    long long circuit_breaker_failure_threshold; /* 5 */
+    long long circuit_breaker_timeout;           /* 30 s */
+    long long circuit_breaker_half_open_attempts; /* 3 */
+    bool adaptive_timeout_enabled;               /* true */
+    long long connection_pool_timeout_min;       /* 5 s */
+    long long connection_pool_timeout_max;       /* 60 s */
+    long long connection_pool_timeout_initial;   /* 30 s */
+    bool connection_pool_monitor_enabled;        /* true */
+    long long connection_pool_monitor_interval;  /* 10 s */
+    struct {
+        long long pending_queue_max;      /* 100 */
+        long long ready_queue_max;        /* 500 */
+        long long dlq_max_warning;        /* 100 */
+        long long dlq_max_critical;       /* 1000 */
+        long long stuck_vm_age_threshold; /* 7200 s */
+        long long stuck_vm_max_warning;   /* 10 */
+        long long stuck_vm_max_critical;  /* 50 */
+    } health_thresholds;
 } vmp_global_cfg;
 
 typedef struct vmp_provider_cfg {
     char *name;           /* key under :providers: */
     char *provider_class; /* `provider_class`, default = name */
     const vmp_cfg_node *node; /* the entry's mapping (every option) */
+    int purge_unconfigured_resources; /* VMP_UNSET, 0, 1 (old name purge_unconfigured_folders) */
+    vmp_strlist resources_allowlist;  /* old name folder_whitelist */
+    bool skip_dns_check_before_creating_vm;
 } vmp_provider_cfg;
 
 typedef struct vmp_auth_cfg {
     char *provider;       /* NULL: auth not configured; "dummy" or "ldap" */
     const vmp_cfg_node *node; /* the :auth: mapping */
+    const vmp_cfg_node *ldap; /* the :ldap: mapping, or NULL */
+    char *ldap_host;
+    int ldap_port;                /* 389 */
+    vmp_strlist ldap_base;        /* string or list */
+    vmp_strlist ldap_user_object; /* string or list */
 } vmp_auth_cfg;
 
 typedef struct vmp_metrics_cfg {
@@ -133,6 +165,16 @@ typedef struct vmp_api_cfg {
     char *listen_host;    /* vmpool extension `:api: listen:` default 127.0.0.1 */
     int listen_port;      /* 4567 */
 } vmp_api_cfg;
+
+typedef struct vmp_graphs_cfg {
+    char *server;         /* dashboard graphite web front-end; falls back to :graphite: */
+    char *prefix;         /* "vmpooler" */
+} vmp_graphs_cfg;
+
+typedef struct vmp_tracing_cfg {
+    bool enabled;         /* false */
+    char *jaeger_host;    /* "http://localhost:14268/api/traces" */
+} vmp_tracing_cfg;
 
 typedef struct vmp_config {
     char *path;            /* file it was loaded from, or "<string>" */
@@ -151,12 +193,21 @@ typedef struct vmp_config {
     vmp_strlist lua_files;  /* `:config: lua:` (string or list), vmpool extension */
     vmp_strlist warnings;   /* "file:line:col: key: unknown key" ... */
     double loaded_at;       /* load time (status uptime) */
+    vmp_graphs_cfg graphs;
+    vmp_tracing_cfg tracing;
+    const vmp_cfg_node *rate_limits; /* :rate_limits: map, or NULL */
+    bool pools_configured;  /* the file had a :pools: list (vmpooler otherwise reads Redis) */
+    bool debug;             /* VMPOOLER_DEBUG was set (dummy auth is allowed only then) */
 } vmp_config;
 
 /* Options for a load. Zero-initialise; every field is optional. */
 typedef struct vmp_config_opts {
     bool no_env;            /* ignore environment overrides (tests) */
-    const char *const *env; /* NULL: the process environment; else "K=V" list */
+    const char *const *env; /* NULL: the process environment; else "K=V" list, NULL-ended */
+    /* NULL-ended names of provider classes a pool may name without a
+     * :providers: entry, besides the built-in "dummy" and "vsphere" (e.g.
+     * classes registered by Lua). */
+    const char *const *provider_classes;
 } vmp_config_opts;
 
 /* Loads and validates the YAML file at path. On success *out (which must
@@ -173,6 +224,15 @@ int vmp_config_load_string(const char *yaml, const char *name, const vmp_config_
  * "vmpooler.yaml". */
 int vmp_config_load_default(const char *path, const vmp_config_opts *opts, vmp_config **out,
                             vmp_strlist *errors, vmp_err *err);
+
+/* Reads YAML into a tree without building the model (Lua configuration
+ * edits it, then calls vmp_config_from_tree): syntax checks, the first
+ * document only, `extra_config` files merged in. *out must point to NULL and
+ * receives a tree the caller owns. Errors as for the loaders. */
+int vmp_config_parse_file(const char *path, const vmp_config_opts *opts, vmp_cfg_node **out,
+                          vmp_strlist *errors, vmp_err *err);
+int vmp_config_parse_string(const char *yaml, const char *name, const vmp_config_opts *opts,
+                            vmp_cfg_node **out, vmp_strlist *errors, vmp_err *err);
 
 /* Builds the typed model from an already-parsed tree (Lua configuration
  * edits the tree, then calls this to validate). Takes ownership of root. */

@@ -18,6 +18,7 @@ struct vmp_cfg_node {
     vmp_cfg_kind kind;
     vmp_cfg_mark mark;
     bool quoted;
+    bool symbol;          /* scalar written as a Ruby symbol */
     char *text;           /* scalar */
     map_entry *entries;   /* map */
     vmp_cfg_node **items; /* seq */
@@ -93,6 +94,8 @@ const char *vmp_cfg_scalar(const vmp_cfg_node *n)
 }
 
 bool vmp_cfg_scalar_quoted(const vmp_cfg_node *n) { return n && n->quoted; }
+
+bool vmp_cfg_scalar_is_symbol(const vmp_cfg_node *n) { return n && n->symbol; }
 
 size_t vmp_cfg_len(const vmp_cfg_node *n)
 {
@@ -236,6 +239,12 @@ void vmp_cfg_set_quoted(vmp_cfg_node *n, bool quoted)
         n->quoted = quoted;
 }
 
+void vmp_cfg_set_symbol(vmp_cfg_node *n, bool symbol)
+{
+    if (n)
+        n->symbol = symbol;
+}
+
 static char *normalize_key(const char *key, bool *symbol)
 {
     size_t len = strlen(key);
@@ -341,6 +350,7 @@ vmp_cfg_node *vmp_cfg_clone(const vmp_cfg_node *n)
         return NULL;
     c->mark = n->mark;
     c->quoted = n->quoted;
+    c->symbol = n->symbol;
     if (n->text && !(c->text = strdup(n->text)))
         goto fail;
     for (size_t i = 0; i < n->n; i++) {

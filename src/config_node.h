@@ -46,6 +46,9 @@ const char *vmp_cfg_scalar(const vmp_cfg_node *n);
 /* True when the scalar was quoted in the source ('5' rather than 5), so the
  * loader can tell a string from a number where vmpooler (Ruby) would. */
 bool vmp_cfg_scalar_quoted(const vmp_cfg_node *n);
+/* True when the scalar was a Ruby symbol value (`provider: :dummy`); the
+ * text is stored without the leading colon. */
+bool vmp_cfg_scalar_is_symbol(const vmp_cfg_node *n);
 
 /* Number of entries of a map or items of a sequence (0 for other kinds). */
 size_t vmp_cfg_len(const vmp_cfg_node *n);
@@ -89,6 +92,7 @@ vmp_cfg_node *vmp_cfg_seq_new(void);
  * one copy of the file name per tree via vmp_cfg_set_file_owner). */
 void vmp_cfg_set_mark(vmp_cfg_node *n, vmp_cfg_mark mark);
 void vmp_cfg_set_quoted(vmp_cfg_node *n, bool quoted);
+void vmp_cfg_set_symbol(vmp_cfg_node *n, bool symbol);
 
 /* Sets map[key] = value, taking ownership of value (freed on failure). A
  * leading ':' and, for symbol keys, a trailing one are stripped from key; an
