@@ -5,7 +5,6 @@
  * several managers can share one Redis, each pool owned by one of them).
  */
 #include <errno.h>
-#include <math.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,7 +163,7 @@ int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **p
         if (left < 0)
             left = 0;
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int n = poll(&p, 1, (int)ceil(left * 1000));
+        int n = poll(&p, 1, (int)(left * 1000 + 0.999));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
