@@ -232,17 +232,30 @@ static bool alive(vmp_redis_embedded *e)
 {
     if (e->pid <= 0)
         return false;
-    if (e->child) {
-        int status;
-        pid_t r = waitpid(e->pid, &status, WNOHANG);
-        if (r == e->pid || (r < 0 && errno == ECHILD)) {
-            e->child = false;
-            e->pid = -1;
-            return false;
-        }
-        return true;
+    /* A server adopted from another handle of this process is our child
+     * too: reap it whenever it is one. */
+    int status;
+    pid_t r = waitpid(e->pid, &status, WNOHANG);
+    if (r == e->pid || (e->child && r < 0 && errno == ECHILD)) {
+        e->child = false;
+        e->pid = -1;
+        return false;
     }
-    return kill(e->pid, 0) == 0 || errno == EPERM;
+    if (r == 0)
+        return true;
+    if (kill(e->pid, 0) < 0 && errno != EPERM)
+        return false;
+    /* Not our child: a zombie waiting for its parent counts as gone. */
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)e->pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 static bool wait_gone(vmp_redis_embedded *e, double timeout)
