@@ -32,6 +32,11 @@
  * conditional so a repeat is harmless); pure reads are retried once. The
  * store never crashes or aborts when Redis goes away.
  *
+ * Server: Redis 5 or later, standalone (replicas / Sentinel are fine).
+ * Scripts build some key names from data they read, so Redis Cluster is not
+ * supported. Scripts are loaded (SCRIPT LOAD) on every new connection and
+ * run with EVALSHA, falling back to EVAL when the server lost its cache.
+ *
  * Return values: 0 on success or a negative VMP_E* code. VMP_ESTATE: the
  * precondition of a move was not met, nothing changed. VMP_ENOENT: a
  * requested object (token, request) does not exist. VMP_EREDIS: Redis
@@ -66,7 +71,8 @@ typedef struct vmp_store_opts {
     int reconnect_attempts;    /* connect attempts per call; <= 0: 10 */
     double reconnect_delay;    /* first backoff delay, seconds; <= 0: 0.05 */
     double reconnect_delay_max; /* backoff cap, seconds; <= 0: 2 */
-    double timeout;            /* connect and command timeout, seconds; <= 0: 10 */
+    double timeout;            /* connect and command timeout, seconds; <= 0: 10
+                                  (from the config: connection_pool_timeout) */
 } vmp_store_opts;
 
 /* Fills opts from the `:redis:` config (pointers borrow from cfg, which must
@@ -173,9 +179,10 @@ int vmp_store_clone_start(vmp_store *s, const char *pool, const char *vm, const 
 int vmp_store_clone_done(vmp_store *s, const char *pool, const char *vm, double seconds,
                          const char *ip, double now, vmp_err *err);
 
-/* Clone failed (T2): SREM pending, HSET clone_error / clone_error_class (when
- * non-NULL), EXPIRE the VM hash data_ttl hours. VMP_ESTATE if the hash is
- * gone. */
+/* Clone failed (T2): SREM pending; when the VM hash exists, HSET
+ * clone_error / clone_error_class (when non-NULL and non-empty) and EXPIRE
+ * it data_ttl hours. VMP_ESTATE (nothing changed) if vm was neither pending
+ * nor had a hash. */
 int vmp_store_clone_failed(vmp_store *s, const char *pool, const char *vm,
                            const char *error_msg, const char *error_class, vmp_err *err);
 
@@ -541,5 +548,14 @@ int vmp_store_lease_renew(vmp_store *s, const char *pool, const char *owner, lon
 int vmp_store_lease_release(vmp_store *s, const char *pool, const char *owner, bool *released,
                             vmp_err *err);
 int vmp_store_lease_owner(vmp_store *s, const char *pool, char **owner, vmp_err *err);
+
+/* ---- for the HTTP API (src/store/store_api.c) --------------------------- */
+
+/* Rate limiter (vmpooler's `<prefix>__ratelimit__<class>__<client>`
+ * counters), one atomic round trip: when the counter is >= limit, *allowed
+ * = false and *ttl = its remaining seconds; otherwise INCR it, EXPIRE it
+ * period seconds, *allowed = true. */
+int vmp_store_ratelimit_hit(vmp_store *s, const char *cls, const char *client, long long limit,
+                            long long period, bool *allowed, long long *ttl, vmp_err *err);
 
 #endif
