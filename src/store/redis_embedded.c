@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,8 +56,43 @@ static void sleep_ms(long ms)
         ;
 }
 
+/* Blocks SIGPIPE in this thread around socket writes to a server that may
+ * be going away; a SIGPIPE raised meanwhile is consumed. */
+static void pipe_block(sigset_t *old)
+{
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, old);
+}
+
+static void pipe_unblock(const sigset_t *old)
+{
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    if (sigismember(&pending, SIGPIPE) == 1 && !sigismember(old, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 /* 1: answers PING; 0: nothing there; -1: there but not ready (LOADING). */
+static int ping_unguarded(const char *sock);
+
 static int ping(const char *sock)
+{
+    sigset_t old;
+    pipe_block(&old);
+    int r = ping_unguarded(sock);
+    pipe_unblock(&old);
+    return r;
+}
+
+static int ping_unguarded(const char *sock)
 {
     struct timeval tv = {0, 500000};
     redisContext *c = redisConnectUnixWithTimeout(sock, tv);
@@ -441,7 +477,10 @@ static void shutdown_server(vmp_redis_embedded *e)
     redisContext *c = e->sock ? redisConnectUnixWithTimeout(e->sock, tv) : NULL;
     if (c && !c->err) {
         redisSetTimeout(c, tv);
+        sigset_t old;
+        pipe_block(&old);
         redisReply *r = redisCommand(c, "SHUTDOWN");
+        pipe_unblock(&old);
         sent = !r || r->type != REDIS_REPLY_ERROR;
         if (r)
             freeReplyObject(r);

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,36 @@ char *st_key(const vmp_store *s, const char *kind, const char *name)
 void st_time(double now, char buf[VMP_TIME_STR_MAX]) { vmp_time_format(now, buf, VMP_TIME_STR_MAX); }
 
 void st_date(double now, char buf[16]) { vmp_date_format(now, buf, 16); }
+
+/* ---- SIGPIPE ------------------------------------------------------------ */
+
+void st_sigpipe_enter(st_sigpipe *g)
+{
+    sigset_t pipe_set, pending;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
+}
+
+void st_sigpipe_leave(st_sigpipe *g)
+{
+    if (!g->was_pending) {
+        sigset_t pipe_set, pending;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        sigemptyset(&pending);
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE) == 1) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
 
 /* ---- connection --------------------------------------------------------- */
 
@@ -274,7 +306,11 @@ int vmp_store_open(const vmp_store_opts *opts, vmp_store **out, vmp_err *err)
     int rc = st_new(opts, &s, err);
     if (rc < 0)
         goto out;
-    if ((rc = st_ensure(s, err)) < 0)
+    st_sigpipe g;
+    st_sigpipe_enter(&g);
+    rc = st_ensure(s, err);
+    st_sigpipe_leave(&g);
+    if (rc < 0)
         goto out;
     *out = s;
     s = NULL;
@@ -351,14 +387,18 @@ int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, re
             return vmp_err_set(err, VMP_ENOMEM, "out of memory");
     }
     int rc;
+    st_sigpipe g;
+    st_sigpipe_enter(&g);
     for (int tries = 0;; tries++) {
         if ((rc = st_ensure(s, err)) < 0)
-            return rc;
+            break;
         bool broken = false;
         rc = exec_once(s, cmds, n, out, &broken, err);
         if (rc == 0 || !broken || !idempotent || tries > 0)
-            return rc;
+            break;
     }
+    st_sigpipe_leave(&g);
+    return rc;
 }
 
 int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vmp_err *err)

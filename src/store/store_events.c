@@ -139,8 +139,21 @@ static int take_message(const redisReply *x, char **type, char **pool, bool *got
     return 0;
 }
 
+static int sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
+                    vmp_err *err);
+
 int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
                        vmp_err *err)
+{
+    st_sigpipe g;
+    st_sigpipe_enter(&g);
+    int rc = sub_wait(sub, timeout, type, pool, err);
+    st_sigpipe_leave(&g);
+    return rc;
+}
+
+static int sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
+                    vmp_err *err)
 {
     int rc;
     if (!sub->subscribed && (rc = sub_connect(sub, err)) < 0)

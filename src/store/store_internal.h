@@ -6,6 +6,8 @@
 #ifndef VMP_STORE_INTERNAL_H
 #define VMP_STORE_INTERNAL_H
 
+#include <signal.h>
+
 #include <hiredis/hiredis.h>
 
 #include "store/store.h"
@@ -90,6 +92,17 @@ void st_args_free(st_args *a);
 char *st_key(const vmp_store *s, const char *kind, const char *name);
 
 /* ---- running commands ---- */
+
+/* hiredis writes with write(2): a server that went away would raise
+ * SIGPIPE and kill a host that did not ignore it. Socket I/O runs between
+ * enter and leave, with SIGPIPE blocked in the calling thread; a SIGPIPE
+ * raised meanwhile is consumed. */
+typedef struct st_sigpipe {
+    sigset_t old;
+    bool was_pending;
+} st_sigpipe;
+void st_sigpipe_enter(st_sigpipe *g);
+void st_sigpipe_leave(st_sigpipe *g);
 
 /* Builds a store from opts without connecting. */
 int st_new(const vmp_store_opts *opts, vmp_store **out, vmp_err *err);

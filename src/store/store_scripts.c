@@ -525,7 +525,11 @@ int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, v
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         /* Connect first: the script SHA comes from this connection's load. */
-        if ((rc = st_ensure(s, err)) < 0)
+        st_sigpipe g;
+        st_sigpipe_enter(&g);
+        rc = st_ensure(s, err);
+        st_sigpipe_leave(&g);
+        if (rc < 0)
             return rc;
         st_args a = {0};
         if (attempt == 0) {

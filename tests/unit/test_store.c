@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,7 +189,7 @@ static int group_setup(void **state)
     (void)state;
     setenv("TZ", "UTC+7", 1);
     tzset();
-    signal(SIGPIPE, SIG_IGN);
+    /* SIGPIPE is left at its default: the store must guard itself. */
     srv = vmp_test_redis_start(false, skip_msg, sizeof skip_msg);
     if (!srv)
         return 0;
@@ -1280,6 +1281,69 @@ static void test_tcp(void **state)
     vmp_test_redis_stop(tmp);
 }
 
+/* A server that stops answering: the call ends at the timeout with a clear
+ * error, and works again once the server is back. */
+static void test_hung_server(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    vmp_err err = {0};
+    vmp_store_opts o = sock_opts();
+    o.timeout = 0.3;
+    o.reconnect_attempts = 2;
+    vmp_store *s2 = NULL;
+    assert_int_equal(vmp_store_open(&o, &s2, &err), 0);
+    pid_t pid = vmp_test_redis_pid(srv);
+    kill(pid, SIGSTOP);
+    double t0 = vmp_monotonic();
+    int rc = vmp_store_ping(s2, &err);
+    double took = vmp_monotonic() - t0;
+    long long moved = 0;
+    int rc2 = vmp_store_drain(s2, "p", &moved, &err);
+    kill(pid, SIGCONT);
+    assert_int_equal(rc, VMP_EREDIS);
+    assert_int_equal(rc2, VMP_EREDIS);
+    assert_true(took < 5);
+    char want[300];
+    snprintf(want, sizeof want, "redis %s: ", vmp_test_redis_socket(srv));
+    assert_memory_equal(err.msg, want, strlen(want));
+    assert_int_equal(vmp_store_ping(s2, &err), 0);
+    vmp_store_free(s2);
+}
+
+static void *kill_later(void *arg)
+{
+    usleep(200 * 1000);
+    kill(*(pid_t *)arg, SIGKILL);
+    return NULL;
+}
+
+/* The server dies while a script is in flight. */
+static void test_killed_mid_command(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    vmp_err err = {0};
+    mk_pending("p", "vm1");
+    pid_t pid = vmp_test_redis_pid(srv);
+    kill(pid, SIGSTOP);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, kill_later, &pid), 0);
+    int rc = vmp_store_pending_ready(st, "p", "vm1", 0, NOW, NULL, NULL, &err);
+    pthread_join(th, NULL);
+    assert_int_equal(rc, VMP_EREDIS);
+    char want[300];
+    snprintf(want, sizeof want, "redis %s: ", vmp_test_redis_socket(srv));
+    assert_memory_equal(err.msg, want, strlen(want));
+    /* Writes are not retried: the next call reconnects. */
+    rc = vmp_store_ping(st, &err);
+    assert_int_equal(rc, VMP_EREDIS);
+    char msg[256];
+    assert_int_equal(vmp_test_redis_restart(srv, msg, sizeof msg), 0);
+    raw_connect();
+    assert_int_equal(vmp_store_ping(st, &err), 0);
+}
+
 /* Redis dies under a store and a subscriber: clear errors, no crash, and
  * both work again once it is back. Runs last (it restarts the server). */
 static void test_redis_killed(void **state)
@@ -1369,6 +1433,8 @@ int main(void)
         cmocka_unit_test_setup(test_noscript, flush),
         cmocka_unit_test_setup(test_refused, flush),
         cmocka_unit_test_setup(test_tcp, flush),
+        cmocka_unit_test_setup(test_hung_server, flush),
+        cmocka_unit_test_setup(test_killed_mid_command, flush),
         cmocka_unit_test_setup(test_redis_killed, flush),
     };
     return cmocka_run_group_tests_name("store", tests, group_setup, group_teardown);
