@@ -46,6 +46,7 @@ typedef enum st_script {
     SCR_LEASE_ACQUIRE,
     SCR_LEASE_RENEW,
     SCR_LEASE_RELEASE,
+    SCR_RATELIMIT,
     SCR_COUNT
 } st_script;
 

@@ -463,6 +463,14 @@ static const script_def scripts[SCR_COUNT] = {
                                "if redis.call('GET', key) ~= ARGV[3] then return 0 end\n"
                                "redis.call('DEL', key)\n"
                                "return 1\n"},
+    [SCR_RATELIMIT] = {"ratelimit_hit",
+                       /* class, client, limit, period -> {1, 0} counted | {0, ttl} refused */
+                       PRE "local key = k('ratelimit', ARGV[2] .. '__' .. ARGV[3])\n"
+                           "local n = tonumber(redis.call('GET', key) or '0') or 0\n"
+                           "if n >= tonumber(ARGV[4]) then return {0, redis.call('TTL', key)} end\n"
+                           "redis.call('INCR', key)\n"
+                           "redis.call('EXPIRE', key, ARGV[5])\n"
+                           "return {1, 0}\n"},
 };
 
 const char *st_script_name(st_script id) { return scripts[id].name; }

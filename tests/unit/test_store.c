@@ -1092,6 +1092,37 @@ static void test_ondemand(void **state)
     assert_int_equal(rint_("EXISTS vmpooler__odrequest__r9"), 0);
 }
 
+static void test_ratelimit(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    vmp_err err = {0};
+    bool allowed = false;
+    long long ttl = -5;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(vmp_store_ratelimit_hit(st, "vm_creation", "ip:127.0.0.1", 3, 60,
+                                                 &allowed, &ttl, &err),
+                         0);
+        assert_true(allowed);
+    }
+    redisReply *r = R("GET vmpooler__ratelimit__vm_creation__ip:127.0.0.1");
+    assert_string_equal(r->str, "3");
+    freeReplyObject(r);
+    long long t = rint_("TTL vmpooler__ratelimit__vm_creation__ip:127.0.0.1");
+    assert_true(t > 55 && t <= 60);
+    assert_int_equal(vmp_store_ratelimit_hit(st, "vm_creation", "ip:127.0.0.1", 3, 60, &allowed,
+                                             &ttl, &err),
+                     0);
+    assert_false(allowed);
+    assert_true(ttl > 55 && ttl <= 60);
+    assert_int_equal(rint_("GET vmpooler__ratelimit__vm_creation__ip:127.0.0.1"), 3);
+    /* Another client has its own counter. */
+    assert_int_equal(vmp_store_ratelimit_hit(st, "vm_creation", "token:abc", 3, 60, &allowed,
+                                             &ttl, &err),
+                     0);
+    assert_true(allowed);
+}
+
 static void test_events(void **state)
 {
     (void)state;
@@ -1427,6 +1458,7 @@ int main(void)
         cmocka_unit_test_setup(test_vm_details_tasks, flush),
         cmocka_unit_test_setup(test_tokens, flush),
         cmocka_unit_test_setup(test_ondemand, flush),
+        cmocka_unit_test_setup(test_ratelimit, flush),
         cmocka_unit_test_setup(test_events, flush),
         cmocka_unit_test_setup(test_leases, flush),
         cmocka_unit_test_setup(test_prefix_db_auth, flush),
