@@ -6,7 +6,6 @@
 #include "dummy.h"
 
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,7 +87,7 @@ static double roll_delay(dummy *d, double max)
 {
     if (max <= 0)
         return 0;
-    if (max >= 1 && max == floor(max) && max < 1e15)
+    if (max >= 1 && max < 1e15 && max == (double)(long long)max)
         return (double)(1 + rng_below(d, (uint64_t)max));
     double u = (double)(rng_next(d) >> 11) * 0x1.0p-53; /* [0, 1) */
     return max * (1.0 - u);
@@ -98,7 +97,8 @@ static void pause_for(double seconds)
 {
     if (seconds <= 0)
         return;
-    struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
+    time_t whole = (time_t)seconds;
+    struct timespec ts = {whole, (long)((seconds - (double)whole) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
@@ -110,9 +110,9 @@ static void deadline_after(double seconds, struct timespec *ts)
         seconds = 0;
     if (seconds > 1e9)
         seconds = 1e9;
-    double whole = floor(seconds);
-    ts->tv_sec += (time_t)whole;
-    ts->tv_nsec += (long)((seconds - whole) * 1e9);
+    time_t whole = (time_t)seconds; /* seconds >= 0: truncation is floor */
+    ts->tv_sec += whole;
+    ts->tv_nsec += (long)((seconds - (double)whole) * 1e9);
     if (ts->tv_nsec >= 1000000000L) {
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
@@ -515,7 +515,8 @@ static void drop_record(dummy *d, const char *pool, const char *vm)
     if (v) {
         dummy_state_remove(&d->st, v);
         pthread_cond_broadcast(&d->changed);
-        persist(d, NULL);
+        vmp_err ignored = {0}; /* persist logs it; the caller reports the first error */
+        persist(d, &ignored);
     }
 }
 

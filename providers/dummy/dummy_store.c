@@ -6,7 +6,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -494,9 +493,10 @@ out:
 
 void dummy_format_ruby_time(double t, char *buf, size_t n)
 {
-    double whole = floor(t);
-    time_t secs = (time_t)whole;
-    long nsec = (long)llround((t - whole) * 1e9);
+    time_t secs = (time_t)t;
+    if ((double)secs > t) /* before 1970: truncation went up */
+        secs--;
+    long nsec = (long)((t - (double)secs) * 1e9 + 0.5);
     if (nsec >= 1000000000L) {
         nsec -= 1000000000L;
         secs++;
