@@ -42,10 +42,10 @@ struct vmp_redis_embedded {
     char *sock;
     char *pidfile;
     char *logfile;
-    pid_t pid;        /* server pid, -1 unknown */
-    bool child;       /* pid is our child (waitpid works) */
+    pid_t pid;  /* server pid, -1 unknown */
+    bool child; /* pid is our child (waitpid works) */
     bool owned;
-    int users_fd;     /* holds LOCK_SH while the handle is open */
+    int users_fd; /* holds LOCK_SH while the handle is open */
     double stop_timeout;
 };
 
@@ -178,8 +178,7 @@ static int lock_file(const char *path, int op, double timeout, int *fd_out, vmp_
         }
         if (vmp_monotonic() > deadline) {
             close(fd);
-            return vmp_err_set(err, VMP_ETIMEDOUT, "%s: still locked after %.0f s", path,
-                               timeout);
+            return vmp_err_set(err, VMP_ETIMEDOUT, "%s: still locked after %.0f s", path, timeout);
         }
         sleep_ms(20);
     }
@@ -305,8 +304,7 @@ static bool wait_gone(vmp_redis_embedded *e, double timeout)
     return true;
 }
 
-static int start_server(vmp_redis_embedded *e, const vmp_redis_embedded_opts *opts,
-                        vmp_err *err)
+static int start_server(vmp_redis_embedded *e, const vmp_redis_embedded_opts *opts, vmp_err *err)
 {
     const char *server = opts->server_path ? opts->server_path : "redis-server";
     double timeout = opts->start_timeout > 0 ? opts->start_timeout : 10;
@@ -373,8 +371,8 @@ static int start_server(vmp_redis_embedded *e, const vmp_redis_embedded_opts *op
         }
         sleep_ms(20);
     }
-    vmp_log(VMP_LOG_INFO, "store", "embedded redis-server started (pid %d, socket %s)",
-            (int)e->pid, e->sock);
+    vmp_log(VMP_LOG_INFO, "store", "embedded redis-server started (pid %d, socket %s)", (int)e->pid,
+            e->sock);
 out:
     if (pipefd[0] >= 0)
         close(pipefd[0]);
@@ -423,8 +421,7 @@ int vmp_redis_embedded_start(const vmp_redis_embedded_opts *opts, vmp_redis_embe
         goto out;
     }
     if (strlen(e->sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        rc = vmp_err_set(err, VMP_EINVAL, "embedded redis: socket path %s is too long",
-                         e->sock);
+        rc = vmp_err_set(err, VMP_EINVAL, "embedded redis: socket path %s is too long", e->sock);
         goto out;
     }
     if ((rc = lock_file(lockpath, LOCK_EX, 30, &lock_fd, err)) < 0)
@@ -444,8 +441,8 @@ int vmp_redis_embedded_start(const vmp_redis_embedded_opts *opts, vmp_redis_embe
             e->owned = e->pid > 0;
             close(probe);
         }
-        vmp_log(VMP_LOG_INFO, "store", "embedded redis-server already running on %s%s",
-                e->sock, e->owned ? " (adopted)" : "");
+        vmp_log(VMP_LOG_INFO, "store", "embedded redis-server already running on %s%s", e->sock,
+                e->owned ? " (adopted)" : "");
     } else if ((rc = start_server(e, opts, err)) < 0) {
         goto out;
     }

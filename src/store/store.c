@@ -87,7 +87,10 @@ char *st_key(const vmp_store *s, const char *kind, const char *name)
     return vmp_asprintf("%s__%s__%s", s->prefix, kind, name);
 }
 
-void st_time(double now, char buf[VMP_TIME_STR_MAX]) { vmp_time_format(now, buf, VMP_TIME_STR_MAX); }
+void st_time(double now, char buf[VMP_TIME_STR_MAX])
+{
+    vmp_time_format(now, buf, VMP_TIME_STR_MAX);
+}
 
 void st_date(double now, char buf[16]) { vmp_date_format(now, buf, 16); }
 
@@ -161,8 +164,8 @@ static bool stale(redisContext *c)
 }
 
 /* Runs one command on a fresh context during the handshake. */
-static int handshake_cmd(vmp_store *s, const char *what, int argc, const char **argv,
-                         bool *fatal, vmp_err *err)
+static int handshake_cmd(vmp_store *s, const char *what, int argc, const char **argv, bool *fatal,
+                         vmp_err *err)
 {
     redisReply *r = redisCommandArgv(s->c, argc, argv, NULL);
     if (!r)
@@ -285,7 +288,8 @@ int st_new(const vmp_store_opts *opts, vmp_store **out, vmp_err *err)
     s->delay_max = opts->reconnect_delay_max > 0 ? opts->reconnect_delay_max : 2.0;
     s->timeout = opts->timeout > 0 ? opts->timeout : 10.0;
     if (!s->host || !s->prefix || (opts->socket && opts->socket[0] && !s->socket) ||
-        (opts->password && !s->password)) {
+        (opts->password && !s->password))
+    {
         rc = vmp_err_set(err, VMP_ENOMEM, "out of memory");
         goto out;
     }
@@ -350,13 +354,13 @@ static void free_replies(redisReply **out, size_t n)
 
 /* One attempt: append every command, read every reply. *broken is set when
  * the connection failed (it is dropped then). */
-static int exec_once(vmp_store *s, const st_args *cmds, size_t n, redisReply **out,
-                     bool *broken, vmp_err *err)
+static int exec_once(vmp_store *s, const st_args *cmds, size_t n, redisReply **out, bool *broken,
+                     vmp_err *err)
 {
     *broken = false;
     for (size_t i = 0; i < n; i++) {
-        if (redisAppendCommandArgv(s->c, (int)cmds[i].n, (const char **)cmds[i].v,
-                                   cmds[i].len) != REDIS_OK)
+        if (redisAppendCommandArgv(s->c, (int)cmds[i].n, (const char **)cmds[i].v, cmds[i].len) !=
+            REDIS_OK)
             goto broke;
     }
     for (size_t i = 0; i < n; i++) {
@@ -408,8 +412,8 @@ int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vm
     if (rc < 0)
         return rc;
     if (r->type == REDIS_REPLY_ERROR) {
-        rc = vmp_err_set(err, VMP_EREDIS, "redis %s: %s: %s", s->addr, a->n ? a->v[0] : "?",
-                         r->str);
+        rc =
+            vmp_err_set(err, VMP_EREDIS, "redis %s: %s: %s", s->addr, a->n ? a->v[0] : "?", r->str);
         freeReplyObject(r);
         return rc;
     }
@@ -506,8 +510,7 @@ int st_run_str(vmp_store *s, bool idempotent, const st_args *a, char **out, vmp_
     return rc;
 }
 
-int st_run_list(vmp_store *s, bool idempotent, const st_args *a, vmp_strlist *out,
-                vmp_err *err)
+int st_run_list(vmp_store *s, bool idempotent, const st_args *a, vmp_strlist *out, vmp_err *err)
 {
     redisReply *r = NULL;
     int rc = st_run(s, idempotent, a, &r, err);
@@ -573,8 +576,7 @@ static int check_state(vmp_vm_state st, vmp_err *err)
     return 0;
 }
 
-int vmp_store_pool_sets_get(vmp_store *s, const char *pool, vmp_store_pool_sets *out,
-                            vmp_err *err)
+int vmp_store_pool_sets_get(vmp_store *s, const char *pool, vmp_store_pool_sets *out, vmp_err *err)
 {
     st_args cmds[VMP_VM_NSTATES] = {{0}};
     redisReply *r[VMP_VM_NSTATES] = {0};
@@ -672,8 +674,8 @@ int vmp_store_set_members(vmp_store *s, const char *pool, vmp_vm_state st, vmp_s
     return rc;
 }
 
-int vmp_store_is_member(vmp_store *s, const char *pool, vmp_vm_state st, const char *vm,
-                        bool *out, vmp_err *err)
+int vmp_store_is_member(vmp_store *s, const char *pool, vmp_vm_state st, const char *vm, bool *out,
+                        vmp_err *err)
 {
     int rc = check_state(st, err);
     if (rc < 0)
@@ -757,8 +759,8 @@ static int parse_found(char *str, double *out, bool *found)
     return 0;
 }
 
-int vmp_store_vm_get_time(vmp_store *s, const char *vm, const char *field, double *out,
-                          bool *found, vmp_err *err)
+int vmp_store_vm_get_time(vmp_store *s, const char *vm, const char *field, double *out, bool *found,
+                          vmp_err *err)
 {
     char *str = NULL;
     int rc = vmp_store_vm_get(s, vm, field, &str, err);
@@ -767,8 +769,7 @@ int vmp_store_vm_get_time(vmp_store *s, const char *vm, const char *field, doubl
     return parse_found(str, out, found);
 }
 
-int vmp_store_active_get(vmp_store *s, const char *pool, const char *vm, char **out,
-                         vmp_err *err)
+int vmp_store_active_get(vmp_store *s, const char *pool, const char *vm, char **out, vmp_err *err)
 {
     st_args a = {0};
     st_args_add(&a, "HGET");

@@ -61,18 +61,18 @@ typedef struct vmp_store_sub vmp_store_sub;
 /* ---- connection -------------------------------------------------------- */
 
 typedef struct vmp_store_opts {
-    const char *host;          /* TCP host; ignored when socket is set */
-    int port;                  /* 0: 6379 */
-    const char *socket;        /* unix socket path (wins over host) */
-    const char *password;      /* AUTH when non-NULL and non-empty */
-    int db;                    /* SELECT when > 0 */
-    const char *prefix;        /* key prefix; NULL or "": "vmpooler" */
-    long long data_ttl_hours;  /* expiry of VM hashes etc.; <= 0: 168 */
-    int reconnect_attempts;    /* connect attempts per call; <= 0: 10 */
-    double reconnect_delay;    /* first backoff delay, seconds; <= 0: 0.05 */
+    const char *host;           /* TCP host; ignored when socket is set */
+    int port;                   /* 0: 6379 */
+    const char *socket;         /* unix socket path (wins over host) */
+    const char *password;       /* AUTH when non-NULL and non-empty */
+    int db;                     /* SELECT when > 0 */
+    const char *prefix;         /* key prefix; NULL or "": "vmpooler" */
+    long long data_ttl_hours;   /* expiry of VM hashes etc.; <= 0: 168 */
+    int reconnect_attempts;     /* connect attempts per call; <= 0: 10 */
+    double reconnect_delay;     /* first backoff delay, seconds; <= 0: 0.05 */
     double reconnect_delay_max; /* backoff cap, seconds; <= 0: 2 */
-    double timeout;            /* connect and command timeout, seconds; <= 0: 10
-                                  (from the config: connection_pool_timeout) */
+    double timeout;             /* connect and command timeout, seconds; <= 0: 10
+                                   (from the config: connection_pool_timeout) */
 } vmp_store_opts;
 
 /* Fills opts from the `:redis:` config (pointers borrow from cfg, which must
@@ -118,8 +118,7 @@ int vmp_vm_state_parse(const char *name, vmp_vm_state *out);
 typedef struct vmp_store_pool_sets {
     vmp_strlist set[VMP_VM_NSTATES];
 } vmp_store_pool_sets;
-int vmp_store_pool_sets_get(vmp_store *s, const char *pool, vmp_store_pool_sets *out,
-                            vmp_err *err);
+int vmp_store_pool_sets_get(vmp_store *s, const char *pool, vmp_store_pool_sets *out, vmp_err *err);
 void vmp_store_pool_sets_clear(vmp_store_pool_sets *sets);
 
 /* SCARD of every set of a pool, one round trip. */
@@ -136,8 +135,8 @@ int vmp_store_pools_counts_get(vmp_store *s, const char *const *pools, size_t np
 int vmp_store_set_members(vmp_store *s, const char *pool, vmp_vm_state st, vmp_strlist *out,
                           vmp_err *err);
 /* Whether vm is a member of one set. */
-int vmp_store_is_member(vmp_store *s, const char *pool, vmp_vm_state st, const char *vm,
-                        bool *out, vmp_err *err);
+int vmp_store_is_member(vmp_store *s, const char *pool, vmp_vm_state st, const char *vm, bool *out,
+                        vmp_err *err);
 
 /* VM hash (`<prefix>__vm__<vm>`). get: *out NULL when absent. getall: kv
  * pairs (empty when the hash does not exist). exists: hash has any field. */
@@ -151,12 +150,11 @@ int vmp_store_vm_set(vmp_store *s, const char *vm, const char *field, const char
 int vmp_store_vm_del_field(vmp_store *s, const char *vm, const char *field, vmp_err *err);
 /* A VM hash time field parsed to epoch seconds; *found false when absent or
  * unparsable. */
-int vmp_store_vm_get_time(vmp_store *s, const char *vm, const char *field, double *out,
-                          bool *found, vmp_err *err);
+int vmp_store_vm_get_time(vmp_store *s, const char *vm, const char *field, double *out, bool *found,
+                          vmp_err *err);
 
 /* Checkout time from `<prefix>__active__<pool>`: *out NULL when absent. */
-int vmp_store_active_get(vmp_store *s, const char *pool, const char *vm, char **out,
-                         vmp_err *err);
+int vmp_store_active_get(vmp_store *s, const char *pool, const char *vm, char **out, vmp_err *err);
 /* Same, parsed; *found false when absent or unparsable. */
 int vmp_store_active_get_time(vmp_store *s, const char *pool, const char *vm, double *out,
                               bool *found, vmp_err *err);
@@ -171,8 +169,7 @@ const char *vmp_store_kv_get(const vmp_strlist *kv, const char *key);
  * is reserved atomically. SADD pending; HSET clone=now, template=pool,
  * pool=pool, domain (if non-NULL), request_id and pool_alias (if non-NULL). */
 int vmp_store_clone_start(vmp_store *s, const char *pool, const char *vm, const char *domain,
-                          const char *request_id, const char *pool_alias, double now,
-                          vmp_err *err);
+                          const char *request_id, const char *pool_alias, double now, vmp_err *err);
 
 /* Clone finished: HSET `clone__<date>` "<pool>:<vm>" = seconds, vm
  * clone_time = seconds, ip (if non-NULL). VMP_ESTATE if the VM hash is gone. */
@@ -183,14 +180,14 @@ int vmp_store_clone_done(vmp_store *s, const char *pool, const char *vm, double 
  * clone_error / clone_error_class (when non-NULL and non-empty) and EXPIRE
  * it data_ttl hours. VMP_ESTATE (nothing changed) if vm was neither pending
  * nor had a hash. */
-int vmp_store_clone_failed(vmp_store *s, const char *pool, const char *vm,
-                           const char *error_msg, const char *error_class, vmp_err *err);
+int vmp_store_clone_failed(vmp_store *s, const char *pool, const char *vm, const char *error_msg,
+                           const char *error_class, vmp_err *err);
 
 /* What vmp_store_pending_ready did. */
 typedef enum vmp_ready_outcome {
-    VMP_READY_POOL = 0,     /* pending -> ready (T3) */
-    VMP_READY_ONDEMAND,     /* pending -> running for its on-demand request (T3') */
-    VMP_READY_ABANDONED,    /* its request failed or was deleted: -> completed (T3'') */
+    VMP_READY_POOL = 0,  /* pending -> ready (T3) */
+    VMP_READY_ONDEMAND,  /* pending -> running for its on-demand request (T3') */
+    VMP_READY_ABANDONED, /* its request failed or was deleted: -> completed (T3'') */
 } vmp_ready_outcome;
 
 /* Pending VM became usable (T3/T3'/T3''). When the VM hash has no
@@ -202,9 +199,9 @@ typedef enum vmp_ready_outcome {
  * > 0). Except for T3'': HSET `boot__<date>` "<pool>:<vm>" = seconds since
  * `clone` ("%.2f"), ready=now, lastboot[pool]=now. *outcome and *boot_seconds
  * (-1 if `clone` was missing) may be NULL. VMP_ESTATE if vm is not pending. */
-int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm,
-                            long long lifetime_auth, double now, vmp_ready_outcome *outcome,
-                            double *boot_seconds, vmp_err *err);
+int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm, long long lifetime_auth,
+                            double now, vmp_ready_outcome *outcome, double *boot_seconds,
+                            vmp_err *err);
 
 /* Generic move between two sets of a pool (SMOVE): pending->completed (T4),
  * ready->completed (T8/T10/T19), running->completed (T11-T14), ... VMP_ESTATE
@@ -214,8 +211,7 @@ int vmp_store_move(vmp_store *s, const char *pool, const char *vm, vmp_vm_state 
 
 /* SREM vm from one set (T5 pending vanished, T21 migrating evaluated).
  * VMP_ESTATE if it was not a member. */
-int vmp_store_remove(vmp_store *s, const char *pool, const char *vm, vmp_vm_state st,
-                     vmp_err *err);
+int vmp_store_remove(vmp_store *s, const char *pool, const char *vm, vmp_vm_state st, vmp_err *err);
 
 /* Mark a ready VM checked: HSET check=now (no precondition). */
 int vmp_store_vm_mark_checked(vmp_store *s, const char *vm, double now, vmp_err *err);
@@ -228,8 +224,8 @@ int vmp_store_discover(vmp_store *s, const char *pool, const char *vm, vmp_err *
  * completed, SREM discovered (*completed = false); otherwise SMOVE
  * discovered->completed (*completed = true). VMP_ESTATE if not discovered.
  * completed may be NULL. */
-int vmp_store_discovered_resolve(vmp_store *s, const char *pool, const char *vm,
-                                 bool *completed, vmp_err *err);
+int vmp_store_discovered_resolve(vmp_store *s, const char *pool, const char *vm, bool *completed,
+                                 vmp_err *err);
 
 /* Destroy started: HDEL active__<pool> vm, HSET destroy=now, EXPIRE the VM
  * hash data_ttl hours. VMP_ESTATE if vm is not in completed. */
@@ -260,9 +256,9 @@ typedef struct vmp_store_want {
 } vmp_store_want;
 
 typedef struct vmp_store_checkout_opts {
-    const char *token;         /* NULL: none; else token:token / token:user */
+    const char *token; /* NULL: none; else token:token / token:user */
     const char *user;
-    long long lifetime;        /* > 0: HSET lifetime (hours) */
+    long long lifetime; /* > 0: HSET lifetime (hours) */
     double now;
 } vmp_store_checkout_opts;
 
@@ -276,7 +272,7 @@ typedef struct vmp_store_checked_out {
 typedef struct vmp_store_checkout_result {
     vmp_store_checked_out *vms; /* nvms entries, in wants order */
     size_t nvms;
-    long empty_want;            /* on VMP_EAGAIN: index of the want that found no VM */
+    long empty_want; /* on VMP_EAGAIN: index of the want that found no VM */
 } vmp_store_checkout_result;
 
 /* All-or-nothing checkout of nwants VMs in one script. For each want, the
@@ -337,11 +333,7 @@ int vmp_store_lastboot_all(vmp_store *s, vmp_strlist *kv, vmp_err *err);
 
 /* Daily hashes `<prefix>__clone__<date>`, `__boot__<date>`, `__tag__<date>`
  * (date "YYYY-MM-DD"), as kv pairs. */
-typedef enum vmp_store_daily {
-    VMP_DAILY_CLONE = 0,
-    VMP_DAILY_BOOT,
-    VMP_DAILY_TAG
-} vmp_store_daily;
+typedef enum vmp_store_daily { VMP_DAILY_CLONE = 0, VMP_DAILY_BOOT, VMP_DAILY_TAG } vmp_store_daily;
 int vmp_store_daily_get(vmp_store *s, vmp_store_daily kind, const char *date, vmp_strlist *kv,
                         vmp_err *err);
 
@@ -364,10 +356,10 @@ int vmp_store_pools_list(vmp_store *s, vmp_strlist *out, vmp_err *err);
 int vmp_store_pool_config_get(vmp_store *s, const char *pool, vmp_strlist *kv, vmp_err *err);
 
 typedef enum vmp_store_override {
-    VMP_OVERRIDE_POOLSIZE = 0,  /* config__poolsize */
-    VMP_OVERRIDE_TEMPLATE,      /* config__template */
-    VMP_OVERRIDE_CLONE_TARGET,  /* config__clone_target */
-    VMP_TEMPLATE_PREPARED       /* template__prepared (same pool -> value shape) */
+    VMP_OVERRIDE_POOLSIZE = 0, /* config__poolsize */
+    VMP_OVERRIDE_TEMPLATE,     /* config__template */
+    VMP_OVERRIDE_CLONE_TARGET, /* config__clone_target */
+    VMP_TEMPLATE_PREPARED      /* template__prepared (same pool -> value shape) */
 } vmp_store_override;
 
 /* *out NULL when the pool has none. */
@@ -376,10 +368,9 @@ int vmp_store_override_get(vmp_store *s, vmp_store_override kind, const char *po
 int vmp_store_override_set(vmp_store *s, vmp_store_override kind, const char *pool,
                            const char *value, vmp_err *err);
 /* *existed may be NULL. */
-int vmp_store_override_del(vmp_store *s, vmp_store_override kind, const char *pool,
-                           bool *existed, vmp_err *err);
-int vmp_store_override_all(vmp_store *s, vmp_store_override kind, vmp_strlist *kv,
+int vmp_store_override_del(vmp_store *s, vmp_store_override kind, const char *pool, bool *existed,
                            vmp_err *err);
+int vmp_store_override_all(vmp_store *s, vmp_store_override kind, vmp_strlist *kv, vmp_err *err);
 
 /* `<prefix>__template__deltas` set. */
 int vmp_store_template_delta_has(vmp_store *s, const char *tmpl, bool *out, vmp_err *err);
@@ -387,9 +378,9 @@ int vmp_store_template_delta_add(vmp_store *s, const char *tmpl, vmp_err *err);
 
 /* Pending pool requests (sets of pool names). */
 typedef enum vmp_store_pool_request {
-    VMP_POOLREQ_RESET = 0,        /* poolreset */
-    VMP_POOLREQ_UNDO_TEMPLATE,    /* pool__undo_template_override */
-    VMP_POOLREQ_UNDO_SIZE         /* pool__undo_size_override */
+    VMP_POOLREQ_RESET = 0,     /* poolreset */
+    VMP_POOLREQ_UNDO_TEMPLATE, /* pool__undo_template_override */
+    VMP_POOLREQ_UNDO_SIZE      /* pool__undo_size_override */
 } vmp_store_pool_request;
 int vmp_store_pool_request_add(vmp_store *s, vmp_store_pool_request kind, const char *pool,
                                vmp_err *err);
@@ -415,9 +406,9 @@ int vmp_store_vm_snapshot_set(vmp_store *s, const char *vm, const char *name, do
 
 /* Task queues: sets of "<vm>:<arg>". */
 typedef enum vmp_store_task {
-    VMP_TASK_DISK = 0,          /* tasks__disk, arg = size in GB */
-    VMP_TASK_SNAPSHOT,          /* tasks__snapshot, arg = snapshot name */
-    VMP_TASK_SNAPSHOT_REVERT    /* tasks__snapshot-revert */
+    VMP_TASK_DISK = 0,       /* tasks__disk, arg = size in GB */
+    VMP_TASK_SNAPSHOT,       /* tasks__snapshot, arg = snapshot name */
+    VMP_TASK_SNAPSHOT_REVERT /* tasks__snapshot-revert */
 } vmp_store_task;
 int vmp_store_task_push(vmp_store *s, vmp_store_task q, const char *vm, const char *arg,
                         vmp_err *err);
@@ -439,15 +430,14 @@ int vmp_store_token_touch(vmp_store *s, const char *token, double now, char **us
 /* DEL; VMP_ENOENT if it did not exist. */
 int vmp_store_token_delete(vmp_store *s, const char *token, vmp_err *err);
 /* Every token whose `user` is user (SCAN), appended to out. */
-int vmp_store_token_list_by_user(vmp_store *s, const char *user, vmp_strlist *out,
-                                 vmp_err *err);
+int vmp_store_token_list_by_user(vmp_store *s, const char *user, vmp_strlist *out, vmp_err *err);
 
 /* ---- on-demand requests (reference §2.4, §4.10) ------------------------ */
 
 typedef enum vmp_store_odzset {
-    VMP_OD_REQUEST = 0,   /* provisioning__request */
-    VMP_OD_PROCESSING,    /* provisioning__processing */
-    VMP_OD_TASK           /* odcreate__task */
+    VMP_OD_REQUEST = 0, /* provisioning__request */
+    VMP_OD_PROCESSING,  /* provisioning__processing */
+    VMP_OD_TASK         /* odcreate__task */
 } vmp_store_odzset;
 
 typedef struct vmp_store_zitem {
@@ -492,8 +482,8 @@ int vmp_store_od_vms_add(vmp_store *s, const char *id, const char *alias, const 
                          const char *vm, vmp_err *err);
 int vmp_store_od_vms_count(vmp_store *s, const char *id, const char *alias, const char *pool,
                            long long *out, vmp_err *err);
-int vmp_store_od_vms_members(vmp_store *s, const char *id, const char *alias,
-                             const char *pool, vmp_strlist *out, vmp_err *err);
+int vmp_store_od_vms_members(vmp_store *s, const char *id, const char *alias, const char *pool,
+                             vmp_strlist *out, vmp_err *err);
 
 /* HINCRBY retry_count 1; *out (may be NULL) = new value. */
 int vmp_store_od_request_retry(vmp_store *s, const char *id, long long *out, vmp_err *err);
@@ -531,8 +521,7 @@ void vmp_store_sub_free(vmp_store_sub *sub);
  * none came; VMP_EREDIS when the connection was lost (the next call
  * reconnects and resubscribes; events sent in between are lost, so callers
  * treat a reconnect as "everything changed"). */
-int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
-                       vmp_err *err);
+int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool, vmp_err *err);
 
 /* ---- pool leases (vmpool extension) ------------------------------------- */
 

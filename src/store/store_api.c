@@ -21,7 +21,8 @@ int vmp_store_ratelimit_hit(vmp_store *s, const char *cls, const char *client, l
     if (rc < 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER) {
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
+    {
         freeReplyObject(r);
         return st_bad_reply(s, "rate limit", err);
     }

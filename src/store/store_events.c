@@ -32,7 +32,7 @@ int vmp_store_publish(vmp_store *s, const char *type, const char *pool, vmp_err 
 /* ---- subscriber ---------------------------------------------------------------- */
 
 struct vmp_store_sub {
-    vmp_store *conn;   /* connection settings and context; no scripts */
+    vmp_store *conn; /* connection settings and context; no scripts */
     char *channel;
     bool subscribed;
 };
@@ -121,8 +121,8 @@ static int take_message(const redisReply *x, char **type, char **pool, bool *got
 {
     *got = false;
     if (x->type != REDIS_REPLY_ARRAY || x->elements != 3 ||
-        x->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(x->element[0]->str, "message") != 0 || x->element[2]->type != REDIS_REPLY_STRING)
+        x->element[0]->type != REDIS_REPLY_STRING || strcmp(x->element[0]->str, "message") != 0 ||
+        x->element[2]->type != REDIS_REPLY_STRING)
         return 0;
     const char *payload = x->element[2]->str;
     const char *sp = strchr(payload, ' ');
@@ -139,11 +139,9 @@ static int take_message(const redisReply *x, char **type, char **pool, bool *got
     return 0;
 }
 
-static int sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
-                    vmp_err *err);
+static int sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool, vmp_err *err);
 
-int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
-                       vmp_err *err)
+int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool, vmp_err *err)
 {
     st_sigpipe g;
     st_sigpipe_enter(&g);
@@ -152,8 +150,7 @@ int vmp_store_sub_wait(vmp_store_sub *sub, double timeout, char **type, char **p
     return rc;
 }
 
-static int sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool,
-                    vmp_err *err)
+static int sub_wait(vmp_store_sub *sub, double timeout, char **type, char **pool, vmp_err *err)
 {
     int rc;
     if (!sub->subscribed && (rc = sub_connect(sub, err)) < 0)

@@ -67,7 +67,7 @@ struct vmp_store {
     double delay, delay_max, timeout;
     char addr[300];
     bool scripts_loaded;
-    bool no_scripts;    /* a subscriber's connection needs none */
+    bool no_scripts; /* a subscriber's connection needs none */
     char sha[SCR_COUNT][41];
 };
 
@@ -146,8 +146,7 @@ int st_run_int(vmp_store *s, bool idempotent, const st_args *a, long long *out, 
 /* A simple command that returns a string or nil. */
 int st_run_str(vmp_store *s, bool idempotent, const st_args *a, char **out, vmp_err *err);
 /* A simple command that returns an array of strings. */
-int st_run_list(vmp_store *s, bool idempotent, const st_args *a, vmp_strlist *out,
-                vmp_err *err);
+int st_run_list(vmp_store *s, bool idempotent, const st_args *a, vmp_strlist *out, vmp_err *err);
 /* A script that returns an integer. */
 int st_eval_int(vmp_store *s, st_script id, const st_args *args, long long *out, vmp_err *err);
 

@@ -28,8 +28,8 @@ static int simple_int(vmp_store *s, bool idem, const char *cmd, const char *key_
     return rc;
 }
 
-static int simple_list(vmp_store *s, const char *cmd, const char *key_kind,
-                       const char *key_name, vmp_strlist *out, vmp_err *err)
+static int simple_list(vmp_store *s, const char *cmd, const char *key_kind, const char *key_name,
+                       vmp_strlist *out, vmp_err *err)
 {
     st_args a = {0};
     st_args_add(&a, cmd);
@@ -112,8 +112,8 @@ int vmp_store_override_set(vmp_store *s, vmp_store_override kind, const char *po
     return simple_int(s, true, "HSET", k, NULL, pool, value, NULL, err);
 }
 
-int vmp_store_override_del(vmp_store *s, vmp_store_override kind, const char *pool,
-                           bool *existed, vmp_err *err)
+int vmp_store_override_del(vmp_store *s, vmp_store_override kind, const char *pool, bool *existed,
+                           vmp_err *err)
 {
     const char *k = override_key(kind);
     if (!k)
@@ -125,8 +125,7 @@ int vmp_store_override_del(vmp_store *s, vmp_store_override kind, const char *po
     return rc;
 }
 
-int vmp_store_override_all(vmp_store *s, vmp_store_override kind, vmp_strlist *kv,
-                           vmp_err *err)
+int vmp_store_override_all(vmp_store *s, vmp_store_override kind, vmp_strlist *kv, vmp_err *err)
 {
     const char *k = override_key(kind);
     if (!k)
@@ -249,7 +248,7 @@ int vmp_store_lastboot_all(vmp_store *s, vmp_strlist *kv, vmp_err *err)
 int vmp_store_daily_get(vmp_store *s, vmp_store_daily kind, const char *date, vmp_strlist *kv,
                         vmp_err *err)
 {
-    const char *k = kind == VMP_DAILY_CLONE ? "clone"
+    const char *k = kind == VMP_DAILY_CLONE  ? "clone"
                     : kind == VMP_DAILY_BOOT ? "boot"
                     : kind == VMP_DAILY_TAG  ? "tag"
                                              : NULL;

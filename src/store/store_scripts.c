@@ -14,8 +14,8 @@
 
 #include "store/store_internal.h"
 
-#define PRE                                                                                    \
-    "local P = ARGV[1]\n"                                                                      \
+#define PRE                                                                                        \
+    "local P = ARGV[1]\n"                                                                          \
     "local function k(kind, name) return P .. '__' .. kind .. '__' .. name end\n"
 
 /* Scripts that pick random members: effects replication (no-op on 7.x). */
@@ -23,42 +23,42 @@
 
 /* Parses what vmp_time_format writes ("YYYY-MM-DD HH:MM:SS +ZZZZ"), ISO-8601
  * with a zone, or plain epoch seconds. Returns epoch seconds or nil. */
-#define PARSE_TIME                                                                             \
-    "local function parse_time(s)\n"                                                           \
-    "  if not s then return nil end\n"                                                         \
-    "  local n = tonumber(s)\n"                                                                \
-    "  if n then return n end\n"                                                               \
-    "  local Y, M, D, h, m, sec, rest = string.match(s,\n"                                     \
-    "    '^(%d%d%d%d)-(%d%d)-(%d%d)[ T](%d%d):(%d%d):(%d%d)%.?%d*%s*(.*)$')\n"                 \
-    "  if not Y then return nil end\n"                                                         \
-    "  local off = 0\n"                                                                        \
-    "  if rest ~= 'Z' and rest ~= 'UTC' then\n"                                                \
-    "    local sign, zh, zm = string.match(rest, '^([%+%-])(%d%d):?(%d%d)$')\n"                \
-    "    if not sign then return nil end\n"                                                    \
-    "    off = tonumber(zh) * 3600 + tonumber(zm) * 60\n"                                      \
-    "    if sign == '-' then off = -off end\n"                                                 \
-    "  end\n"                                                                                  \
-    "  local y, mo, d = tonumber(Y), tonumber(M), tonumber(D)\n"                               \
-    "  if mo <= 2 then y = y - 1 end\n"                                                        \
-    "  local era = math.floor(y / 400)\n"                                                      \
-    "  local yoe = y - era * 400\n"                                                            \
-    "  local mp = (mo + 9) % 12\n"                                                             \
-    "  local doy = math.floor((153 * mp + 2) / 5) + d - 1\n"                                   \
-    "  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy\n"            \
-    "  local days = era * 146097 + doe - 719468\n"                                             \
-    "  return days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec) - off\n"    \
+#define PARSE_TIME                                                                                 \
+    "local function parse_time(s)\n"                                                               \
+    "  if not s then return nil end\n"                                                             \
+    "  local n = tonumber(s)\n"                                                                    \
+    "  if n then return n end\n"                                                                   \
+    "  local Y, M, D, h, m, sec, rest = string.match(s,\n"                                         \
+    "    '^(%d%d%d%d)-(%d%d)-(%d%d)[ T](%d%d):(%d%d):(%d%d)%.?%d*%s*(.*)$')\n"                     \
+    "  if not Y then return nil end\n"                                                             \
+    "  local off = 0\n"                                                                            \
+    "  if rest ~= 'Z' and rest ~= 'UTC' then\n"                                                    \
+    "    local sign, zh, zm = string.match(rest, '^([%+%-])(%d%d):?(%d%d)$')\n"                    \
+    "    if not sign then return nil end\n"                                                        \
+    "    off = tonumber(zh) * 3600 + tonumber(zm) * 60\n"                                          \
+    "    if sign == '-' then off = -off end\n"                                                     \
+    "  end\n"                                                                                      \
+    "  local y, mo, d = tonumber(Y), tonumber(M), tonumber(D)\n"                                   \
+    "  if mo <= 2 then y = y - 1 end\n"                                                            \
+    "  local era = math.floor(y / 400)\n"                                                          \
+    "  local yoe = y - era * 400\n"                                                                \
+    "  local mp = (mo + 9) % 12\n"                                                                 \
+    "  local doy = math.floor((153 * mp + 2) / 5) + d - 1\n"                                       \
+    "  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy\n"                \
+    "  local days = era * 146097 + doe - 719468\n"                                                 \
+    "  return days * 86400 + tonumber(h) * 3600 + tonumber(m) * 60 + tonumber(sec) - off\n"        \
     "end\n"
 
 /* Iterates the `<alias>:<pool>:<n>` parts of an on-demand `requested`. */
-#define OD_PARTS                                                                               \
-    "local function od_parts(req)\n"                                                           \
-    "  local parts = {}\n"                                                                     \
-    "  for part in string.gmatch(req or '', '[^,]+') do\n"                                     \
-    "    local a, p, n = string.match(part, '^(.*):([^:]*):(%d+)$')\n"                         \
-    "    if a then parts[#parts + 1] = {a, p, tonumber(n)} end\n"                              \
-    "  end\n"                                                                                  \
-    "  return parts\n"                                                                         \
-    "end\n"                                                                                    \
+#define OD_PARTS                                                                                   \
+    "local function od_parts(req)\n"                                                               \
+    "  local parts = {}\n"                                                                         \
+    "  for part in string.gmatch(req or '', '[^,]+') do\n"                                         \
+    "    local a, p, n = string.match(part, '^(.*):([^:]*):(%d+)$')\n"                             \
+    "    if a then parts[#parts + 1] = {a, p, tonumber(n)} end\n"                                  \
+    "  end\n"                                                                                      \
+    "  return parts\n"                                                                             \
+    "end\n"                                                                                        \
     "local function od_set(id, a, p) return P .. '__' .. id .. '__' .. a .. '__' .. p end\n"
 
 typedef struct script_def {
@@ -66,6 +66,7 @@ typedef struct script_def {
     const char *src;
 } script_def;
 
+/* clang-format off */
 static const script_def scripts[SCR_COUNT] = {
     [SCR_CLONE_START] = {"clone_start",
                          /* pool, vm, now, domain, request_id, pool_alias */
@@ -473,6 +474,8 @@ static const script_def scripts[SCR_COUNT] = {
                            "return {1, 0}\n"},
 };
 
+/* clang-format on */
+
 const char *st_script_name(st_script id) { return scripts[id].name; }
 const char *st_script_source(st_script id) { return scripts[id].src; }
 
@@ -493,8 +496,8 @@ int st_scripts_load(vmp_store *s, vmp_err *err)
     /* Runs directly on the fresh connection (st_pipeline would recurse into
      * st_ensure). */
     for (int i = 0; i < SCR_COUNT; i++) {
-        if (redisAppendCommandArgv(s->c, (int)cmds[i].n, (const char **)cmds[i].v,
-                                   cmds[i].len) != REDIS_OK)
+        if (redisAppendCommandArgv(s->c, (int)cmds[i].n, (const char **)cmds[i].v, cmds[i].len) !=
+            REDIS_OK)
             goto broke;
     }
     for (int i = 0; i < SCR_COUNT; i++) {

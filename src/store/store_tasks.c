@@ -186,7 +186,8 @@ int vmp_store_token_touch(vmp_store *s, const char *token, double now, char **us
         return rc;
     long long code = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0) {
+        st_reply_int(s, r->element[0], &code, err) < 0)
+    {
         rc = st_bad_reply(s, "token_touch", err);
         goto out;
     }
@@ -224,8 +225,7 @@ static void add_glob_escaped(vmp_buf *b, const char *s)
     }
 }
 
-int vmp_store_token_list_by_user(vmp_store *s, const char *user, vmp_strlist *out,
-                                 vmp_err *err)
+int vmp_store_token_list_by_user(vmp_store *s, const char *user, vmp_strlist *out, vmp_err *err)
 {
     vmp_buf pat = VMP_BUF_INIT;
     add_glob_escaped(&pat, s->prefix);
@@ -288,7 +288,8 @@ int vmp_store_token_list_by_user(vmp_store *s, const char *user, vmp_strlist *ou
     size_t plen = strlen(s->prefix) + strlen("__token__");
     for (size_t i = 0; i < keys.n; i++) {
         if (rs[i]->type == REDIS_REPLY_STRING && strcmp(rs[i]->str, user) == 0 &&
-            vmp_strlist_push(out, keys.v[i] + plen) < 0) {
+            vmp_strlist_push(out, keys.v[i] + plen) < 0)
+        {
             rc = vmp_err_set(err, VMP_ENOMEM, "out of memory");
             goto out;
         }
@@ -405,7 +406,8 @@ int vmp_store_od_zrange(vmp_store *s, vmp_store_odzset z, vmp_store_zlist *out, 
             goto out;
         double score = 0;
         if (r->element[2 * i + 1]->type != REDIS_REPLY_STRING ||
-            vmp_parse_double(r->element[2 * i + 1]->str, &score) < 0) {
+            vmp_parse_double(r->element[2 * i + 1]->str, &score) < 0)
+        {
             free(m);
             rc = st_bad_reply(s, "ZRANGE", err);
             goto out;
@@ -525,8 +527,8 @@ int vmp_store_od_vms_count(vmp_store *s, const char *id, const char *alias, cons
     return rc;
 }
 
-int vmp_store_od_vms_members(vmp_store *s, const char *id, const char *alias,
-                             const char *pool, vmp_strlist *out, vmp_err *err)
+int vmp_store_od_vms_members(vmp_store *s, const char *id, const char *alias, const char *pool,
+                             vmp_strlist *out, vmp_err *err)
 {
     st_args a = {0};
     od_vms_cmd(s, "SMEMBERS", id, alias, pool, NULL, &a);

@@ -14,8 +14,7 @@ static int estate(vmp_err *err, const char *pool, const char *vm, const char *wh
 }
 
 int vmp_store_clone_start(vmp_store *s, const char *pool, const char *vm, const char *domain,
-                          const char *request_id, const char *pool_alias, double now,
-                          vmp_err *err)
+                          const char *request_id, const char *pool_alias, double now, vmp_err *err)
 {
     char ts[VMP_TIME_STR_MAX];
     st_time(now, ts);
@@ -54,8 +53,8 @@ int vmp_store_clone_done(vmp_store *s, const char *pool, const char *vm, double 
     return rc;
 }
 
-int vmp_store_clone_failed(vmp_store *s, const char *pool, const char *vm,
-                           const char *error_msg, const char *error_class, vmp_err *err)
+int vmp_store_clone_failed(vmp_store *s, const char *pool, const char *vm, const char *error_msg,
+                           const char *error_class, vmp_err *err)
 {
     st_args a = {0};
     st_args_add(&a, pool);
@@ -71,9 +70,9 @@ int vmp_store_clone_failed(vmp_store *s, const char *pool, const char *vm,
     return rc;
 }
 
-int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm,
-                            long long lifetime_auth, double now, vmp_ready_outcome *outcome,
-                            double *boot_seconds, vmp_err *err)
+int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm, long long lifetime_auth,
+                            double now, vmp_ready_outcome *outcome, double *boot_seconds,
+                            vmp_err *err)
 {
     char ts[VMP_TIME_STR_MAX], date[16];
     st_time(now, ts);
@@ -92,7 +91,8 @@ int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm,
         return rc;
     long long code = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0) {
+        st_reply_int(s, r->element[0], &code, err) < 0)
+    {
         rc = st_bad_reply(s, "pending_ready", err);
         goto out;
     }
@@ -105,8 +105,9 @@ int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm,
         goto out;
     }
     if (outcome)
-        *outcome = code == 1 ? VMP_READY_ONDEMAND
-                             : code == 2 ? VMP_READY_ABANDONED : VMP_READY_POOL;
+        *outcome = code == 1   ? VMP_READY_ONDEMAND
+                   : code == 2 ? VMP_READY_ABANDONED
+                               : VMP_READY_POOL;
     if (boot_seconds) {
         double b = -1;
         if (vmp_parse_double(r->element[1]->str, &b) < 0)
@@ -137,8 +138,7 @@ int vmp_store_move(vmp_store *s, const char *pool, const char *vm, vmp_vm_state 
     return rc;
 }
 
-int vmp_store_remove(vmp_store *s, const char *pool, const char *vm, vmp_vm_state st,
-                     vmp_err *err)
+int vmp_store_remove(vmp_store *s, const char *pool, const char *vm, vmp_vm_state st, vmp_err *err)
 {
     if ((unsigned)st >= VMP_VM_NSTATES)
         return vmp_err_set(err, VMP_EINVAL, "invalid VM state %d", (int)st);
@@ -150,8 +150,8 @@ int vmp_store_remove(vmp_store *s, const char *pool, const char *vm, vmp_vm_stat
     int rc = st_run_int(s, false, &a, &v, err);
     st_args_free(&a);
     if (rc == 0 && v == 0)
-        rc = vmp_err_set(err, VMP_ESTATE, "pool %s: vm %s: not %s", pool, vm,
-                         vmp_vm_state_name(st));
+        rc =
+            vmp_err_set(err, VMP_ESTATE, "pool %s: vm %s: not %s", pool, vm, vmp_vm_state_name(st));
     return rc;
 }
 
@@ -187,8 +187,8 @@ int vmp_store_discover(vmp_store *s, const char *pool, const char *vm, vmp_err *
     return rc;
 }
 
-int vmp_store_discovered_resolve(vmp_store *s, const char *pool, const char *vm,
-                                 bool *completed, vmp_err *err)
+int vmp_store_discovered_resolve(vmp_store *s, const char *pool, const char *vm, bool *completed,
+                                 vmp_err *err)
 {
     long long v = 0;
     int rc = pool_vm_script(s, SCR_DISCOVERED_RESOLVE, pool, vm, NULL, NULL, &v, err);
@@ -293,14 +293,16 @@ int vmp_store_checkout(vmp_store *s, const vmp_store_want *wants, size_t nwants,
         return rc;
     long long code = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0) {
+        st_reply_int(s, r->element[0], &code, err) < 0)
+    {
         rc = st_bad_reply(s, "checkout", err);
         goto out;
     }
     if (code == 0) {
         long long idx = 0;
         if (r->elements < 2 || st_reply_int(s, r->element[1], &idx, err) < 0 || idx < 0 ||
-            (size_t)idx >= nwants) {
+            (size_t)idx >= nwants)
+        {
             rc = st_bad_reply(s, "checkout", err);
             goto out;
         }
@@ -360,7 +362,8 @@ int vmp_store_vm_return(vmp_store *s, const char *vm, char **pool_out, vmp_err *
         return rc;
     long long code = 0;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0) {
+        st_reply_int(s, r->element[0], &code, err) < 0)
+    {
         rc = st_bad_reply(s, "vm_return", err);
         goto out;
     }
@@ -375,8 +378,7 @@ int vmp_store_vm_return(vmp_store *s, const char *vm, char **pool_out, vmp_err *
     if (pool_out && (rc = st_reply_str(s, r->element[1], pool_out, err)) < 0)
         goto out;
     if (code < 0)
-        rc = vmp_err_set(err, VMP_ESTATE, "pool %s: vm %s: not running", r->element[1]->str,
-                         vm);
+        rc = vmp_err_set(err, VMP_ESTATE, "pool %s: vm %s: not running", r->element[1]->str, vm);
 out:
     freeReplyObject(r);
     return rc;

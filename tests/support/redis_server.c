@@ -51,8 +51,7 @@ static bool ping(const char *sock)
     bool ok = false;
     struct timeval tv = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        write(fd, "PING\r\n", 6) == 6) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && write(fd, "PING\r\n", 6) == 6) {
         char buf[16] = {0};
         ssize_t n = read(fd, buf, sizeof buf - 1);
         ok = n >= 5 && strncmp(buf, "+PONG", 5) == 0;
@@ -116,10 +115,26 @@ static int launch(vmp_test_redis *r, char *msg, size_t msglen)
         int logfd = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (logfd >= 0)
             dup2(logfd, 2);
-        char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                        "--unixsocket", r->sock, "--unixsocketperm", "700",
-                        "--dir", r->dir, "--save", "", "--appendonly", "no",
-                        "--daemonize", "no", "--logfile", r->log, NULL};
+        char *argv[] = {"redis-server",
+                        "--port",
+                        port,
+                        "--bind",
+                        "127.0.0.1",
+                        "--unixsocket",
+                        r->sock,
+                        "--unixsocketperm",
+                        "700",
+                        "--dir",
+                        r->dir,
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--daemonize",
+                        "no",
+                        "--logfile",
+                        r->log,
+                        NULL};
         execvp("redis-server", argv);
         fprintf(stderr, "exec redis-server: %s\n", strerror(errno));
         _exit(127);

@@ -63,12 +63,12 @@ static int group_setup(void **state)
     return 0;
 }
 
-#define NEED_REDIS()                                                                           \
-    do {                                                                                       \
-        if (!have_redis) {                                                                     \
-            print_message("redis-server not installed\n");                                   \
-            skip();                                                                            \
-        }                                                                                      \
+#define NEED_REDIS()                                                                               \
+    do {                                                                                           \
+        if (!have_redis) {                                                                         \
+            print_message("redis-server not installed\n");                                         \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 static vmp_redis_embedded *start_ok(void)
@@ -230,8 +230,7 @@ static void test_dies_with_parent(void **state)
 static void test_missing_binary(void **state)
 {
     (void)state;
-    vmp_redis_embedded_opts o = {.state_dir = statedir,
-                                 .server_path = "/nonexistent/redis-server"};
+    vmp_redis_embedded_opts o = {.state_dir = statedir, .server_path = "/nonexistent/redis-server"};
     vmp_redis_embedded *e = NULL;
     vmp_err err = {0};
     assert_int_equal(vmp_redis_embedded_start(&o, &e, &err), VMP_EIO);
@@ -247,8 +246,7 @@ static void test_failing_server_log_tail(void **state)
     snprintf(script, sizeof script, "%s/fake-redis-server", base);
     FILE *f = fopen(script, "w");
     assert_non_null(f);
-    fputs("#!/bin/sh\necho \"starting\"\necho \"FATAL CONFIG FILE ERROR: boom\" >&2\nexit 1\n",
-          f);
+    fputs("#!/bin/sh\necho \"starting\"\necho \"FATAL CONFIG FILE ERROR: boom\" >&2\nexit 1\n", f);
     fclose(f);
     chmod(script, 0700);
     vmp_redis_embedded_opts o = {.state_dir = statedir, .server_path = script};
@@ -270,8 +268,8 @@ static void test_server_never_answers(void **state)
     fputs("#!/bin/sh\necho \"waiting forever\"\nexec sleep 60\n", f);
     fclose(f);
     chmod(script, 0700);
-    vmp_redis_embedded_opts o = {.state_dir = statedir, .server_path = script,
-                                 .start_timeout = 0.5};
+    vmp_redis_embedded_opts o = {
+        .state_dir = statedir, .server_path = script, .start_timeout = 0.5};
     vmp_redis_embedded *e = NULL;
     vmp_err err = {0};
     double t0 = vmp_monotonic();

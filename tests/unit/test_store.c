@@ -99,7 +99,10 @@ static long long rint_(const char *fmt, ...)
     return v;
 }
 
-static bool ismember(const char *key, const char *m) { return rint_("SISMEMBER %s %s", key, m) == 1; }
+static bool ismember(const char *key, const char *m)
+{
+    return rint_("SISMEMBER %s %s", key, m) == 1;
+}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -164,11 +167,11 @@ static char *dump(void)
     return vmp_buf_take(&b);
 }
 
-#define ASSERT_UNCHANGED(before)                                                               \
-    do {                                                                                       \
-        char *after_ = dump();                                                                 \
-        assert_string_equal(before, after_);                                                   \
-        free(after_);                                                                          \
+#define ASSERT_UNCHANGED(before)                                                                   \
+    do {                                                                                           \
+        char *after_ = dump();                                                                     \
+        assert_string_equal(before, after_);                                                       \
+        free(after_);                                                                              \
     } while (0)
 
 static vmp_store_opts sock_opts(void)
@@ -224,12 +227,12 @@ static int flush(void **state)
     return 0;
 }
 
-#define NEED_REDIS()                                                                           \
-    do {                                                                                       \
-        if (!srv) {                                                                            \
-            print_message("redis-server unavailable: %s\n", skip_msg);                        \
-            skip();                                                                            \
-        }                                                                                      \
+#define NEED_REDIS()                                                                               \
+    do {                                                                                           \
+        if (!srv) {                                                                                \
+            print_message("redis-server unavailable: %s\n", skip_msg);                             \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* A VM recorded as pending at NOW. */
@@ -262,9 +265,8 @@ static void test_clone_start(void **state)
     (void)state;
     NEED_REDIS();
     vmp_err err = {0};
-    assert_int_equal(vmp_store_clone_start(st, "debian-7", "vm1", "example.com", NULL, NULL,
-                                           NOW, &err),
-                     0);
+    assert_int_equal(
+        vmp_store_clone_start(st, "debian-7", "vm1", "example.com", NULL, NULL, NOW, &err), 0);
     assert_true(ismember("vmpooler__pending__debian-7", "vm1"));
     assert_string_equal(hget("vmpooler__vm__vm1", "clone"), NOW_STR);
     assert_string_equal(hget("vmpooler__vm__vm1", "template"), "debian-7");
@@ -302,9 +304,8 @@ static void test_clone_done_failed(void **state)
     assert_true(ismember("vmpooler__pending__p", "vm1"));
 
     mk_pending("p", "vm2");
-    assert_int_equal(vmp_store_clone_failed(st, "p", "vm2", "template not found",
-                                            "RuntimeError", &err),
-                     0);
+    assert_int_equal(
+        vmp_store_clone_failed(st, "p", "vm2", "template not found", "RuntimeError", &err), 0);
     assert_false(ismember("vmpooler__pending__p", "vm2"));
     assert_string_equal(hget("vmpooler__vm__vm2", "clone_error"), "template not found");
     assert_string_equal(hget("vmpooler__vm__vm2", "clone_error_class"), "RuntimeError");
@@ -358,8 +359,7 @@ static void test_pending_ready(void **state)
     assert_true(ismember("vmpooler__ready__p", "noclone"));
 
     char *before = dump();
-    assert_int_equal(vmp_store_pending_ready(st, "p", "vm1", 0, NOW, NULL, NULL, &err),
-                     VMP_ESTATE);
+    assert_int_equal(vmp_store_pending_ready(st, "p", "vm1", 0, NOW, NULL, NULL, &err), VMP_ESTATE);
     assert_int_equal(vmp_store_pending_ready(st, "p", "ghost", 0, NOW, NULL, NULL, &err),
                      VMP_ESTATE);
     ASSERT_UNCHANGED(before);
@@ -371,11 +371,9 @@ static void test_pending_ready_ondemand(void **state)
     (void)state;
     NEED_REDIS();
     vmp_err err = {0};
-    assert_int_equal(vmp_store_od_request_create(st, "r1", "deb:debian-7:1", "tok", "alice",
-                                                 NOW, &err),
-                     0);
-    assert_int_equal(vmp_store_clone_start(st, "debian-7", "od1", NULL, "r1", "deb", NOW, &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(st, "r1", "deb:debian-7:1", "tok", "alice", NOW, &err), 0);
+    assert_int_equal(vmp_store_clone_start(st, "debian-7", "od1", NULL, "r1", "deb", NOW, &err), 0);
     vmp_ready_outcome oc = 99;
     assert_int_equal(vmp_store_pending_ready(st, "debian-7", "od1", 12, NOW + 60, &oc, NULL, &err),
                      0);
@@ -392,8 +390,7 @@ static void test_pending_ready_ondemand(void **state)
     assert_string_equal(hget("vmpooler__boot__" TODAY, "debian-7:od1"), "60.00");
 
     /* The request was given up: the VM goes to completed, no boot entry. */
-    assert_int_equal(vmp_store_clone_start(st, "debian-7", "od2", NULL, "r1", "deb", NOW, &err),
-                     0);
+    assert_int_equal(vmp_store_clone_start(st, "debian-7", "od2", NULL, "r1", "deb", NOW, &err), 0);
     assert_int_equal(vmp_store_od_request_fail(st, "r1", "timed out", &err), 0);
     assert_int_equal(vmp_store_pending_ready(st, "debian-7", "od2", 12, NOW + 60, &oc, NULL, &err),
                      0);
@@ -422,8 +419,7 @@ static void test_moves(void **state)
     assert_int_equal(vmp_store_move(st, "p", "vm3", VMP_VM_RUNNING, VMP_VM_COMPLETED, &err),
                      VMP_ESTATE);
     assert_non_null(strstr(err.msg, "not running"));
-    assert_int_equal(vmp_store_move(st, "p", "vm1", VMP_VM_READY, VMP_VM_READY, &err),
-                     VMP_EINVAL);
+    assert_int_equal(vmp_store_move(st, "p", "vm1", VMP_VM_READY, VMP_VM_READY, &err), VMP_EINVAL);
     assert_int_equal(vmp_store_remove(st, "p", "ghost", VMP_VM_PENDING, &err), VMP_ESTATE);
     ASSERT_UNCHANGED(before);
     free(before);
@@ -519,8 +515,7 @@ static void test_discover(void **state)
     assert_int_equal(vmp_store_discover(st, "p", "known", &err), VMP_ESTATE);
     assert_int_equal(vmp_store_discover(st, "p", "new1", &err), VMP_ESTATE);
     bool completed = true;
-    assert_int_equal(vmp_store_discovered_resolve(st, "p", "ghost", &completed, &err),
-                     VMP_ESTATE);
+    assert_int_equal(vmp_store_discovered_resolve(st, "p", "ghost", &completed, &err), VMP_ESTATE);
     ASSERT_UNCHANGED(before);
     free(before);
 
@@ -1100,9 +1095,9 @@ static void test_ratelimit(void **state)
     bool allowed = false;
     long long ttl = -5;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(vmp_store_ratelimit_hit(st, "vm_creation", "ip:127.0.0.1", 3, 60,
-                                                 &allowed, &ttl, &err),
-                         0);
+        assert_int_equal(
+            vmp_store_ratelimit_hit(st, "vm_creation", "ip:127.0.0.1", 3, 60, &allowed, &ttl, &err),
+            0);
         assert_true(allowed);
     }
     redisReply *r = R("GET vmpooler__ratelimit__vm_creation__ip:127.0.0.1");
@@ -1110,16 +1105,14 @@ static void test_ratelimit(void **state)
     freeReplyObject(r);
     long long t = rint_("TTL vmpooler__ratelimit__vm_creation__ip:127.0.0.1");
     assert_true(t > 55 && t <= 60);
-    assert_int_equal(vmp_store_ratelimit_hit(st, "vm_creation", "ip:127.0.0.1", 3, 60, &allowed,
-                                             &ttl, &err),
-                     0);
+    assert_int_equal(
+        vmp_store_ratelimit_hit(st, "vm_creation", "ip:127.0.0.1", 3, 60, &allowed, &ttl, &err), 0);
     assert_false(allowed);
     assert_true(ttl > 55 && ttl <= 60);
     assert_int_equal(rint_("GET vmpooler__ratelimit__vm_creation__ip:127.0.0.1"), 3);
     /* Another client has its own counter. */
-    assert_int_equal(vmp_store_ratelimit_hit(st, "vm_creation", "token:abc", 3, 60, &allowed,
-                                             &ttl, &err),
-                     0);
+    assert_int_equal(
+        vmp_store_ratelimit_hit(st, "vm_creation", "token:abc", 3, 60, &allowed, &ttl, &err), 0);
     assert_true(allowed);
 }
 
@@ -1400,8 +1393,7 @@ static void test_redis_killed(void **state)
     vmp_store_pool_sets sets = {0};
     assert_int_equal(vmp_store_pool_sets_get(st, "p", &sets, &err), VMP_EREDIS);
     vmp_store_pool_sets_clear(&sets);
-    assert_int_equal(vmp_store_pending_ready(st, "p", "vm1", 0, NOW, NULL, NULL, &err),
-                     VMP_EREDIS);
+    assert_int_equal(vmp_store_pending_ready(st, "p", "vm1", 0, NOW, NULL, NULL, &err), VMP_EREDIS);
     assert_int_equal(vmp_store_ping(st, &err), VMP_EREDIS);
     assert_memory_equal(err.msg, want, strlen(want));
     /* The socket file outlives a SIGKILLed server: refused, not missing. */
