@@ -184,8 +184,9 @@ static void read_backend_weight(vmp_cfg_diag *d, vmp_global_cfg *g)
 static void build_global(vmp_config *cfg, vmp_cfg_diag *d)
 {
     vmp_global_cfg *g = &cfg->global;
-    const vmp_cfg_node *m = vmp_cfg_get(cfg->root, "config");
+    const vmp_cfg_node *m = NULL;
     vmp_cfg_mark mark;
+    vmp_cfg_read_map(d, cfg->root, "", "config", &m);
     g->node = m;
     read_ints(d, m, "config", g, global_ints, VMP_ARRAY_LEN(global_ints));
     for (size_t i = 0; i < VMP_ARRAY_LEN(global_bools); i++) {
@@ -294,7 +295,7 @@ static const char *const auth_known[] = {"provider", "ldap", NULL};
 static const char *const ldap_known[] = {"host", "port", "base", "user_object", "encryption",
                                          "service_account_hash", NULL};
 
-static void build_ldap(vmp_config *cfg, vmp_cfg_diag *d, vmp_cfg_mark provider_mark)
+static void build_ldap(vmp_config *cfg, vmp_cfg_diag *d)
 {
     vmp_auth_cfg *a = &cfg->auth;
     long long port = 389;
@@ -303,8 +304,8 @@ static void build_ldap(vmp_config *cfg, vmp_cfg_diag *d, vmp_cfg_mark provider_m
         return;
     bool is_ldap = a->provider && strcmp(a->provider, "ldap") == 0;
     if (is_ldap && !a->ldap) {
-        vmp_cfg_diag_error(d, provider_mark, "auth.ldap",
-                           "missing: the ldap provider needs an :ldap: section");
+        vmp_cfg_diag_error(d, vmp_cfg_mark_of(a->node), "auth",
+                           "missing required key \"ldap\" (the ldap provider needs it)");
         return;
     }
     vmp_cfg_read_str(d, a->ldap, "auth.ldap", "host", NULL, &a->ldap_host);
@@ -340,7 +341,7 @@ static void build_auth(vmp_config *cfg, const vmp_config_opts *opts, vmp_cfg_dia
         vmp_cfg_diag_warn(d, mark, "auth.provider",
                           "dummy authentication accepts any user whose password differs from the "
                           "name; it is meant for development (VMPOOLER_DEBUG)");
-    build_ldap(cfg, d, mark);
+    build_ldap(cfg, d);
     vmp_cfg_warn_unknown(d, a->node, "auth", auth_known);
 }
 
@@ -603,7 +604,8 @@ static int finish(vmp_cfg_diag *d, vmp_config *cfg, vmp_config **out, vmp_strlis
 }
 
 /* Parses text into a tree with extra files merged; the file name string is
- * handed to the tree (owned). */
+ * handed to the tree (owned). A problem with an extra file is recorded but
+ * still gives the tree, so that validation reports everything at once. */
 static int parse_text(const char *text, size_t len, char *file, const vmp_config_opts *opts,
                       vmp_cfg_diag *d, vmp_cfg_node **out)
 {
@@ -615,7 +617,7 @@ static int parse_text(const char *text, size_t len, char *file, const vmp_config
         d->oom = true;
     } else if (rc == 0) {
         file = NULL;
-        rc = vmp_cfg_merge_extra(root, opts, d);
+        rc = vmp_cfg_merge_extra(root, opts, d) == VMP_ENOMEM ? VMP_ENOMEM : 0;
     }
     free(file);
     if (rc) {
