@@ -123,24 +123,72 @@ static const int_key health_ints[] = {
     {"stuck_vm_max_critical", H(stuck_vm_max_critical), 0, NOLIMIT, 50},
 };
 
-static const char *const global_known[] = {
-    "site_name", "logfile", "task_limit", "timeout", "timeout_notification", "vm_checktime",
-    "vm_lifetime", "vm_lifetime_auth", "max_lifetime_upper_limit", "ready_ttl", "allowed_tags",
-    "domain", "prefix", "clone_target", "migration_limit", "max_tries", "retry_factor",
-    "check_loop_delay_min", "check_loop_delay_max", "check_loop_delay_decay",
-    "check_ready_vm_hostname_for_mismatch", "manage_host_selection", "host_selection_max_age",
-    "utilization_limit", "create_folders", "create_template_delta_disks", "create_linked_clones",
-    "experimental_features", "purge_unconfigured_resources", "purge_unconfigured_folders",
-    "backend_weight", "usage_stats", "request_logger", "extra_config", "ondemand_clone_limit",
-    "max_ondemand_instances_per_request", "ondemand_request_ttl", "max_vm_retries",
-    "dlq_enabled", "dlq_ttl", "dlq_max_entries", "purge_enabled", "purge_interval",
-    "purge_dry_run", "max_pending_age", "max_ready_age", "max_completed_age", "max_orphaned_age",
-    "max_request_age", "health_check_enabled", "health_check_interval", "health_thresholds",
-    "circuit_breaker_enabled", "circuit_breaker_failure_threshold", "circuit_breaker_timeout",
-    "circuit_breaker_half_open_attempts", "adaptive_timeout_enabled",
-    "connection_pool_timeout_min", "connection_pool_timeout_max",
-    "connection_pool_timeout_initial", "connection_pool_monitor_enabled",
-    "connection_pool_monitor_interval", "rate_limiting_enabled", "ssh_key", "lua", NULL};
+static const char *const global_known[] = {"site_name",
+                                           "logfile",
+                                           "task_limit",
+                                           "timeout",
+                                           "timeout_notification",
+                                           "vm_checktime",
+                                           "vm_lifetime",
+                                           "vm_lifetime_auth",
+                                           "max_lifetime_upper_limit",
+                                           "ready_ttl",
+                                           "allowed_tags",
+                                           "domain",
+                                           "prefix",
+                                           "clone_target",
+                                           "migration_limit",
+                                           "max_tries",
+                                           "retry_factor",
+                                           "check_loop_delay_min",
+                                           "check_loop_delay_max",
+                                           "check_loop_delay_decay",
+                                           "check_ready_vm_hostname_for_mismatch",
+                                           "manage_host_selection",
+                                           "host_selection_max_age",
+                                           "utilization_limit",
+                                           "create_folders",
+                                           "create_template_delta_disks",
+                                           "create_linked_clones",
+                                           "experimental_features",
+                                           "purge_unconfigured_resources",
+                                           "purge_unconfigured_folders",
+                                           "backend_weight",
+                                           "usage_stats",
+                                           "request_logger",
+                                           "extra_config",
+                                           "ondemand_clone_limit",
+                                           "max_ondemand_instances_per_request",
+                                           "ondemand_request_ttl",
+                                           "max_vm_retries",
+                                           "dlq_enabled",
+                                           "dlq_ttl",
+                                           "dlq_max_entries",
+                                           "purge_enabled",
+                                           "purge_interval",
+                                           "purge_dry_run",
+                                           "max_pending_age",
+                                           "max_ready_age",
+                                           "max_completed_age",
+                                           "max_orphaned_age",
+                                           "max_request_age",
+                                           "health_check_enabled",
+                                           "health_check_interval",
+                                           "health_thresholds",
+                                           "circuit_breaker_enabled",
+                                           "circuit_breaker_failure_threshold",
+                                           "circuit_breaker_timeout",
+                                           "circuit_breaker_half_open_attempts",
+                                           "adaptive_timeout_enabled",
+                                           "connection_pool_timeout_min",
+                                           "connection_pool_timeout_max",
+                                           "connection_pool_timeout_initial",
+                                           "connection_pool_monitor_enabled",
+                                           "connection_pool_monitor_interval",
+                                           "rate_limiting_enabled",
+                                           "ssh_key",
+                                           "lua",
+                                           NULL};
 
 static void read_ints(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, void *base,
                       const int_key *keys, size_t n)
@@ -227,10 +275,19 @@ static void build_global(vmp_config *cfg, vmp_cfg_diag *d)
 
 /* ---- :redis: ------------------------------------------------------------- */
 
-static const char *const redis_known[] = {
-    "server", "port", "password", "username", "data_ttl", "connection_pool_size",
-    "connection_pool_timeout", "reconnect_attempts", "socket", "db", "state_dir", "key_prefix",
-    NULL};
+static const char *const redis_known[] = {"server",
+                                          "port",
+                                          "password",
+                                          "username",
+                                          "data_ttl",
+                                          "connection_pool_size",
+                                          "connection_pool_timeout",
+                                          "reconnect_attempts",
+                                          "socket",
+                                          "db",
+                                          "state_dir",
+                                          "key_prefix",
+                                          NULL};
 
 static void read_reconnect_attempts(vmp_cfg_diag *d, const vmp_cfg_node *m, vmp_redis_cfg *r)
 {
@@ -292,8 +349,8 @@ static void build_redis(vmp_config *cfg, vmp_cfg_diag *d)
 /* ---- :auth: -------------------------------------------------------------- */
 
 static const char *const auth_known[] = {"provider", "ldap", NULL};
-static const char *const ldap_known[] = {"host", "port", "base", "user_object", "encryption",
-                                         "service_account_hash", NULL};
+static const char *const ldap_known[] = {
+    "host", "port", "base", "user_object", "encryption", "service_account_hash", NULL};
 
 static void build_ldap(vmp_config *cfg, vmp_cfg_diag *d)
 {
@@ -311,8 +368,7 @@ static void build_ldap(vmp_config *cfg, vmp_cfg_diag *d)
     vmp_cfg_read_str(d, a->ldap, "auth.ldap", "host", NULL, &a->ldap_host);
     vmp_cfg_read_int(d, a->ldap, "auth.ldap", "port", 1, 65535, &port);
     vmp_cfg_read_strlist(d, a->ldap, "auth.ldap", "base", false, &a->ldap_base, NULL);
-    vmp_cfg_read_strlist(d, a->ldap, "auth.ldap", "user_object", false, &a->ldap_user_object,
-                         NULL);
+    vmp_cfg_read_strlist(d, a->ldap, "auth.ldap", "user_object", false, &a->ldap_user_object, NULL);
     vmp_cfg_read_map(d, a->ldap, "auth.ldap", "encryption", &sub);
     vmp_cfg_read_map(d, a->ldap, "auth.ldap", "service_account_hash", &sub);
     a->ldap_port = (int)port;
@@ -332,7 +388,8 @@ static void build_auth(vmp_config *cfg, const vmp_config_opts *opts, vmp_cfg_dia
         return;
     vmp_cfg_lookup(a->node, "provider", NULL, &mark);
     if (vmp_cfg_read_str(d, a->node, "auth", "provider", NULL, &a->provider) == 0)
-        vmp_cfg_diag_error(d, vmp_cfg_mark_of(a->node), "auth", "missing required key \"provider\"");
+        vmp_cfg_diag_error(d, vmp_cfg_mark_of(a->node), "auth",
+                           "missing required key \"provider\"");
     if (a->provider && strcmp(a->provider, "dummy") != 0 && strcmp(a->provider, "ldap") != 0)
         vmp_cfg_diag_error(d, mark, "auth.provider",
                            "unknown authentication provider \"%s\" (expected dummy or ldap)",
@@ -348,8 +405,8 @@ static void build_auth(vmp_config *cfg, const vmp_config_opts *opts, vmp_cfg_dia
 /* ---- metrics, graphs, tracing, api --------------------------------------- */
 
 static const char *const statsd_known[] = {"server", "port", "prefix", NULL};
-static const char *const prometheus_known[] = {"prefix", "prometheus_prefix",
-                                               "prometheus_endpoint", NULL};
+static const char *const prometheus_known[] = {"prefix", "prometheus_prefix", "prometheus_endpoint",
+                                               NULL};
 static const char *const graphs_known[] = {"server", "prefix", NULL};
 static const char *const tracing_known[] = {"enabled", "jaeger_host", NULL};
 static const char *const api_known[] = {"listen", NULL};
@@ -453,8 +510,7 @@ static int parse_listen(const char *s, char **host, int *port)
     }
     const char *p = colon ? colon + 1 : s;
     long long v;
-    if (!*p || strspn(p, "0123456789") != strlen(p) || vmp_parse_long(p, &v) || v < 1 ||
-        v > 65535)
+    if (!*p || strspn(p, "0123456789") != strlen(p) || vmp_parse_long(p, &v) || v < 1 || v > 65535)
         return -1;
     if (colon && memchr(h, ':', hlen) && *s != '[')
         return -1; /* a bare IPv6 address needs brackets */
@@ -505,9 +561,10 @@ static void build_tagfilter(vmp_config *cfg, vmp_cfg_diag *d)
 
 /* ---- the top level ------------------------------------------------------- */
 
-static const char *const top_known[] = {
-    "config", "redis", "providers", "pools", "auth", "tagfilter", "statsd", "graphite",
-    "prometheus", "graphs", "dns_configs", "tracing", "rate_limits", "vsphere", "api", NULL};
+static const char *const top_known[] = {"config",      "redis",     "providers",   "pools",
+                                        "auth",        "tagfilter", "statsd",      "graphite",
+                                        "prometheus",  "graphs",    "dns_configs", "tracing",
+                                        "rate_limits", "vsphere",   "api",         NULL};
 
 /* Makes root[key] a map when it is absent or null (vmpooler's `||= {}`). */
 static int ensure_map(vmp_cfg_node *root, const char *key, vmp_cfg_diag *d)
@@ -565,8 +622,8 @@ static void build_sections(vmp_config *cfg, const vmp_config_opts *opts, vmp_cfg
 }
 
 /* Builds cfg from root (owned by cfg from the start). Problems go to d. */
-static int build(vmp_cfg_node *root, const char *name, const vmp_config_opts *opts,
-                 vmp_cfg_diag *d, vmp_config **out)
+static int build(vmp_cfg_node *root, const char *name, const vmp_config_opts *opts, vmp_cfg_diag *d,
+                 vmp_config **out)
 {
     vmp_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg) {

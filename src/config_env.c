@@ -226,9 +226,12 @@ static vmp_cfg_node *rule_value(const env_rule *r, const char *val, vmp_cfg_mark
             return NULL;
         }
         return text_node(val, false);
-    case ENV_BOOL: return text_node(val, false);
-    case ENV_JSON: return json_list_node(val);
-    default: return text_node(val, true);
+    case ENV_BOOL:
+        return text_node(val, false);
+    case ENV_JSON:
+        return json_list_node(val);
+    default:
+        return text_node(val, true);
     }
 }
 

@@ -20,16 +20,23 @@ static bool is_default_mark(vmp_cfg_mark m) { return m.file == vmp_config_defaul
 /* ---- :providers: --------------------------------------------------------- */
 
 /* Options of the dummy provider (reference §6.2) that the loader checks. */
-static const char *const dummy_percent[] = {
-    "createvm_fail_percent",       "vmready_fail_percent",      "getvm_poweroff_percent",
-    "getvm_rename_percent",        "migratevm_couldmove_percent", "migratevm_fail_percent",
-    "createdisk_fail_percent",     "createsnapshot_fail_percent", "revertsnapshot_fail_percent",
-    "destroyvm_fail_percent",      NULL};
+static const char *const dummy_percent[] = {"createvm_fail_percent",
+                                            "vmready_fail_percent",
+                                            "getvm_poweroff_percent",
+                                            "getvm_rename_percent",
+                                            "migratevm_couldmove_percent",
+                                            "migratevm_fail_percent",
+                                            "createdisk_fail_percent",
+                                            "createsnapshot_fail_percent",
+                                            "revertsnapshot_fail_percent",
+                                            "destroyvm_fail_percent",
+                                            NULL};
 static const char *const dummy_seconds[] = {
-    "createvm_max_time",       "migratevm_max_time",          "createdisk_max_time",
-    "createsnapshot_max_time", "revertsnapshot_max_time",     "destroyvm_max_shutdown_time",
-    "destroyvm_max_time",      "is_ready_timeout",            "connection_pool_timeout",
-    NULL};
+    "createvm_max_time",       "migratevm_max_time",
+    "createdisk_max_time",     "createsnapshot_max_time",
+    "revertsnapshot_max_time", "destroyvm_max_shutdown_time",
+    "destroyvm_max_time",      "is_ready_timeout",
+    "connection_pool_timeout", NULL};
 
 static void check_percent(vmp_cfg_diag *d, const vmp_cfg_node *m, const char *prefix,
                           const char *key)
@@ -122,8 +129,8 @@ void vmp_cfg_build_providers(vmp_config *cfg, vmp_cfg_diag *d)
             char path[200], got[80];
             vmp_cfg_path(path, sizeof path, "providers", name);
             vmp_cfg_describe(m, got, sizeof got);
-            vmp_cfg_diag_error(d, vmp_cfg_key_mark_at(providers, i), path,
-                               "expected a map, got %s", got);
+            vmp_cfg_diag_error(d, vmp_cfg_key_mark_at(providers, i), path, "expected a map, got %s",
+                               got);
             continue;
         }
         build_provider(d, name, m, &cfg->providers[cfg->n_providers++]);
@@ -154,12 +161,28 @@ static void build_dns_configs(vmp_config *cfg, vmp_cfg_diag *d)
 
 /* ---- :pools: ------------------------------------------------------------- */
 
-static const char *const pool_known[] = {
-    "name", "alias", "template", "size", "provider", "timeout", "timeout_notification",
-    "ready_ttl", "clone_target", "folder", "datastore", "datacenter", "create_linked_clone",
-    "network", "snapshot_mainMem_ioBlockPages", "snapshot_mainMem_iowait",
-    "check_loop_delay_min", "check_loop_delay_max", "check_loop_delay_decay",
-    "check_hostname_for_mismatch", "dns_plugin", NULL};
+static const char *const pool_known[] = {"name",
+                                         "alias",
+                                         "template",
+                                         "size",
+                                         "provider",
+                                         "timeout",
+                                         "timeout_notification",
+                                         "ready_ttl",
+                                         "clone_target",
+                                         "folder",
+                                         "datastore",
+                                         "datacenter",
+                                         "create_linked_clone",
+                                         "network",
+                                         "snapshot_mainMem_ioBlockPages",
+                                         "snapshot_mainMem_iowait",
+                                         "check_loop_delay_min",
+                                         "check_loop_delay_max",
+                                         "check_loop_delay_decay",
+                                         "check_hostname_for_mismatch",
+                                         "dns_plugin",
+                                         NULL};
 
 /* Pool names and aliases end up in Redis keys, URL paths and vmpooler's
  * "alias:pool:count" request strings, so a few characters are refused. */
@@ -185,14 +208,14 @@ static void name_error(vmp_cfg_diag *d, vmp_cfg_mark mark, const char *path, con
                            name, what);
 }
 
-static void read_name(vmp_cfg_diag *d, const vmp_cfg_node *pm, const char *prefix,
-                      vmp_pool_cfg *p)
+static void read_name(vmp_cfg_diag *d, const vmp_cfg_node *pm, const char *prefix, vmp_pool_cfg *p)
 {
     vmp_cfg_mark mark;
     char path[256];
     vmp_cfg_path(path, sizeof path, prefix, "name");
     if (!vmp_cfg_lookup(pm, "name", NULL, &mark) ||
-        vmp_cfg_kind_of(vmp_cfg_get(pm, "name")) == VMP_CFG_NULL) {
+        vmp_cfg_kind_of(vmp_cfg_get(pm, "name")) == VMP_CFG_NULL)
+    {
         vmp_cfg_diag_error(d, vmp_cfg_mark_of(pm), prefix, "missing required key \"name\"");
         return;
     }
@@ -205,7 +228,7 @@ static void read_aliases(vmp_cfg_diag *d, const vmp_cfg_node *pm, const char *pr
 {
     vmp_cfg_mark mark;
     char path[256];
-    if (vmp_cfg_read_strlist(d, pm, prefix, "alias", false, &p->aliases, &p->alias_is_list) <= 0)
+    if (vmp_cfg_read_strlist(d, pm, prefix, "alias", false, &p->aliases, &p->alias_is_list) == 0)
         return;
     vmp_cfg_lookup(pm, "alias", NULL, &mark);
     vmp_cfg_path(path, sizeof path, prefix, "alias");
@@ -214,8 +237,7 @@ static void read_aliases(vmp_cfg_diag *d, const vmp_cfg_node *pm, const char *pr
             name_error(d, mark, path, "alias", p->aliases.v[i]);
 }
 
-static void read_size(vmp_cfg_diag *d, const vmp_cfg_node *pm, const char *prefix,
-                      vmp_pool_cfg *p)
+static void read_size(vmp_cfg_diag *d, const vmp_cfg_node *pm, const char *prefix, vmp_pool_cfg *p)
 {
     const vmp_cfg_node *v = NULL;
     if (!vmp_cfg_lookup(pm, "size", &v, NULL)) {
@@ -370,8 +392,7 @@ static void resolve_domain(vmp_config *cfg, vmp_cfg_diag *d, vmp_pool_cfg *p, co
             char path[256];
             vmp_cfg_lookup(p->node, "dns_plugin", NULL, &mark);
             vmp_cfg_path(path, sizeof path, prefix, "dns_plugin");
-            vmp_cfg_diag_error(d, mark, path, "no entry \"%s\" under :dns_configs:",
-                               p->dns_plugin);
+            vmp_cfg_diag_error(d, mark, path, "no entry \"%s\" under :dns_configs:", p->dns_plugin);
             return;
         }
         domain = vmp_cfg_get_str(entry, "domain", NULL);

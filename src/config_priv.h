@@ -47,8 +47,7 @@ void vmp_cfg_diag_warn(vmp_cfg_diag *d, vmp_cfg_mark mark, const char *path, con
  * errors into errors (may be NULL) and the warnings into warnings (may be
  * NULL), and sets err from the first error. Returns 0 when there was no
  * error, else VMP_EINVAL (VMP_ENOMEM if an allocation failed). */
-int vmp_cfg_diag_finish(vmp_cfg_diag *d, vmp_strlist *errors, vmp_strlist *warnings,
-                        vmp_err *err);
+int vmp_cfg_diag_finish(vmp_cfg_diag *d, vmp_strlist *errors, vmp_strlist *warnings, vmp_err *err);
 
 /* ---- typed readers (config_read.c) --------------------------------------- */
 
@@ -66,23 +65,23 @@ bool vmp_cfg_falsy(const vmp_cfg_node *n);
 /* Each reader looks map[key] up. Absent or null: *out keeps its default
  * and the result is 0. Valid: *out is set, result 1. Invalid: an error is
  * recorded, *out keeps its default, result -1. */
-int vmp_cfg_read_int(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                     const char *key, long long min, long long max, long long *out);
+int vmp_cfg_read_int(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                     long long min, long long max, long long *out);
 /* Accepts numbers >= min (> min when exclusive). */
 int vmp_cfg_read_double(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
                         const char *key, double min, bool exclusive, double *out);
-int vmp_cfg_read_bool(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                      const char *key, bool *out);
+int vmp_cfg_read_bool(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                      bool *out);
 /* *out receives a copy of the value, or of def (which may be NULL). */
-int vmp_cfg_read_str(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                     const char *key, const char *def, char **out);
+int vmp_cfg_read_str(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                     const char *def, char **out);
 /* A string (one item; with split_commas, split at commas) or a list of
  * strings, appended to out; *is_list (may be NULL) tells which. */
 int vmp_cfg_read_strlist(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
                          const char *key, bool split_commas, vmp_strlist *out, bool *is_list);
 /* A map (or null/absent: *out = NULL, result 0). */
-int vmp_cfg_read_map(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                     const char *key, const vmp_cfg_node **out);
+int vmp_cfg_read_map(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                     const vmp_cfg_node **out);
 /* Warns about every key of map not in known (NULL-ended). */
 void vmp_cfg_warn_unknown(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
                           const char *const *known);

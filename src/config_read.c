@@ -144,8 +144,7 @@ static bool copy_out(vmp_cfg_diag_entry *v, size_t n, vmp_strlist *out)
     return true;
 }
 
-int vmp_cfg_diag_finish(vmp_cfg_diag *d, vmp_strlist *errors, vmp_strlist *warnings,
-                        vmp_err *err)
+int vmp_cfg_diag_finish(vmp_cfg_diag *d, vmp_strlist *errors, vmp_strlist *warnings, vmp_err *err)
 {
     sort_entries(d->errors, d->n_errors);
     sort_entries(d->warnings, d->n_warnings);
@@ -213,10 +212,17 @@ static bool looks_plain_value(const char *s)
 void vmp_cfg_describe(const vmp_cfg_node *n, char *buf, size_t size)
 {
     switch (vmp_cfg_kind_of(n)) {
-    case VMP_CFG_MAP: snprintf(buf, size, "a map"); return;
-    case VMP_CFG_SEQ: snprintf(buf, size, "a list"); return;
-    case VMP_CFG_NULL: snprintf(buf, size, "null"); return;
-    default: break;
+    case VMP_CFG_MAP:
+        snprintf(buf, size, "a map");
+        return;
+    case VMP_CFG_SEQ:
+        snprintf(buf, size, "a list");
+        return;
+    case VMP_CFG_NULL:
+        snprintf(buf, size, "null");
+        return;
+    default:
+        break;
     }
     const char *s = vmp_cfg_scalar(n);
     if (!vmp_cfg_scalar_quoted(n) && *s && looks_plain_value(s)) {
@@ -262,8 +268,8 @@ static void int_desc(long long min, char *buf, size_t n)
         snprintf(buf, n, "an integer of at least %lld", min);
 }
 
-int vmp_cfg_read_int(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                     const char *key, long long min, long long max, long long *out)
+int vmp_cfg_read_int(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                     long long min, long long max, long long *out)
 {
     const vmp_cfg_node *v;
     vmp_cfg_mark mark;
@@ -310,8 +316,8 @@ int vmp_cfg_read_double(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *pr
     return -1;
 }
 
-int vmp_cfg_read_bool(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                      const char *key, bool *out)
+int vmp_cfg_read_bool(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                      bool *out)
 {
     const vmp_cfg_node *v;
     vmp_cfg_mark mark;
@@ -337,8 +343,8 @@ static int dup_into(vmp_cfg_diag *d, const char *s, char **out)
     return 0;
 }
 
-int vmp_cfg_read_str(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                     const char *key, const char *def, char **out)
+int vmp_cfg_read_str(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                     const char *def, char **out)
 {
     const vmp_cfg_node *v;
     vmp_cfg_mark mark;
@@ -425,8 +431,8 @@ int vmp_cfg_read_strlist(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *p
     return rc;
 }
 
-int vmp_cfg_read_map(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix,
-                     const char *key, const vmp_cfg_node **out)
+int vmp_cfg_read_map(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, const char *key,
+                     const vmp_cfg_node **out)
 {
     const vmp_cfg_node *v;
     vmp_cfg_mark mark;
@@ -447,6 +453,8 @@ void vmp_cfg_warn_unknown(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *
                           const char *const *known)
 {
     char path[256];
+    if (vmp_cfg_kind_of(map) != VMP_CFG_MAP)
+        return;
     for (size_t i = 0; i < vmp_cfg_len(map); i++) {
         const char *k = vmp_cfg_key_at(map, i);
         bool found = false;

@@ -105,9 +105,9 @@ static void child_path(char *buf, size_t n, const char *path, const char *key)
 static int merge_entries(vmp_cfg_node *dst, const vmp_cfg_node *src)
 {
     for (size_t i = 0; i < vmp_cfg_len(src); i++) {
-        int rc = vmp_cfg_map_set_marked(dst, vmp_cfg_key_at(src, i), vmp_cfg_key_is_symbol(src, i),
-                                        vmp_cfg_key_mark_at(src, i),
-                                        vmp_cfg_clone(vmp_cfg_at(src, i)));
+        int rc =
+            vmp_cfg_map_set_marked(dst, vmp_cfg_key_at(src, i), vmp_cfg_key_is_symbol(src, i),
+                                   vmp_cfg_key_mark_at(src, i), vmp_cfg_clone(vmp_cfg_at(src, i)));
         if (rc)
             return rc;
     }
@@ -208,7 +208,8 @@ static vmp_cfg_node *conv_seq(yconv *c, yaml_node_t *n, const char *path, int de
     char ipath[512];
     size_t i = 0;
     for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
-         it++, i++) {
+         it++, i++)
+    {
         snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
         vmp_cfg_node *item = conv(c, *it, ipath, depth + 1);
         if (!item) {
@@ -252,10 +253,18 @@ static vmp_cfg_node *conv(yconv *c, int index, const char *path, int depth)
     c->visiting[slot] = 1;
     vmp_cfg_node *out = NULL;
     switch (n->type) {
-    case YAML_SCALAR_NODE: out = conv_scalar(c, n); break;
-    case YAML_MAPPING_NODE: out = conv_map(c, n, path, depth); break;
-    case YAML_SEQUENCE_NODE: out = conv_seq(c, n, path, depth); break;
-    default: out = vmp_cfg_null_new(); break;
+    case YAML_SCALAR_NODE:
+        out = conv_scalar(c, n);
+        break;
+    case YAML_MAPPING_NODE:
+        out = conv_map(c, n, path, depth);
+        break;
+    case YAML_SEQUENCE_NODE:
+        out = conv_seq(c, n, path, depth);
+        break;
+    default:
+        out = vmp_cfg_null_new();
+        break;
     }
     c->visiting[slot] = 0;
     if (!out && !c->failed)
@@ -306,8 +315,7 @@ static int convert_document(yaml_document_t *doc, const char *file, vmp_cfg_diag
         return d->oom = true, VMP_ENOMEM;
     vmp_cfg_node *root;
     if (!yaml_document_get_root_node(doc)) {
-        vmp_cfg_diag_warn(d, (vmp_cfg_mark){file, 1, 1}, NULL,
-                          "the configuration is empty");
+        vmp_cfg_diag_warn(d, (vmp_cfg_mark){file, 1, 1}, NULL, "the configuration is empty");
         root = vmp_cfg_map_new();
         if (!root)
             d->oom = true;
@@ -369,7 +377,8 @@ int vmp_cfg_read_file(const char *path, char **out, size_t *len, char *why, size
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        snprintf(why, why_size, "%s", S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file");
+        snprintf(why, why_size, "%s",
+                 S_ISDIR(st.st_mode) ? "Is a directory" : "not a regular file");
         rc = VMP_EIO;
         goto out;
     }

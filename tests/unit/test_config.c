@@ -329,13 +329,12 @@ static void test_ref_3_9_1_example(void **state)
     assert_true(vmp_cfg_key_is_symbol(enc, (size_t)key_index(enc, "method")));
     assert_string_equal(vmp_cfg_get_str(vmp_cfg_get(enc, "tls_options"), "ssl_version", NULL),
                         "TLSv1_2");
-    assert_string_equal(
-        vmp_cfg_get_str(vmp_cfg_get(cfg->dns_configs, "example"), "domain", NULL),
-        "example.com");
+    assert_string_equal(vmp_cfg_get_str(vmp_cfg_get(cfg->dns_configs, "example"), "domain", NULL),
+                        "example.com");
     /* top-level keys are symbols, keys inside sections are not */
     assert_true(vmp_cfg_key_is_symbol(cfg->root, (size_t)key_index(cfg->root, "pools")));
-    assert_false(vmp_cfg_key_is_symbol(cfg->global.node,
-                                       (size_t)key_index(cfg->global.node, "task_limit")));
+    assert_false(
+        vmp_cfg_key_is_symbol(cfg->global.node, (size_t)key_index(cfg->global.node, "task_limit")));
     vmp_config_free(cfg);
 }
 
@@ -454,8 +453,8 @@ static void test_fixture_copies(void **state)
     struct stat st;
     if (stat(VMP_REFERENCE_CONFIGS_DIR, &st) != 0)
         skip();
-    const char *files[] = {"vmpooler-2017-05.yaml.example", "vmpooler-0.1.0.yaml.example",
-                           "vmpooler-3.9.1.yaml.example", "vmpooler-3.9.1.yaml.dummy-example",
+    const char *files[] = {"vmpooler-2017-05.yaml.example",    "vmpooler-0.1.0.yaml.example",
+                           "vmpooler-3.9.1.yaml.example",      "vmpooler-3.9.1.yaml.dummy-example",
                            "vmpooler-3.9.1.aliasedpools.yaml", "vmpooler-3.9.1-spec-fixture.yaml",
                            "vmpooler-3.9.1-spec-fixture2.yaml"};
     for (size_t i = 0; i < VMP_ARRAY_LEN(files); i++) {
@@ -486,7 +485,8 @@ static const bad_case bad_cases[] = {
     {"a: [1, 2\n",
      {"bad.yaml:2:1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow "
       "sequence at line 1, column 4)"}},
-    {"a: b: c\n", {"bad.yaml:1:5: YAML syntax error: mapping values are not allowed in this context"}},
+    {"a: b: c\n",
+     {"bad.yaml:1:5: YAML syntax error: mapping values are not allowed in this context"}},
     {"a:\n\tb: 1\n",
      {"bad.yaml:2:1: YAML syntax error: found character that cannot start any token (while "
       "scanning for the next token at line 2, column 1)"}},
@@ -511,7 +511,8 @@ static const bad_case bad_cases[] = {
     {":tagfilter:\n  url: [a]\n", {"bad.yaml:2:3: tagfilter.url: expected a string, got a list"}},
     /* pools */
     {":pools:\n  - size: 1\n", {"bad.yaml:2:5: pools[0]: missing required key \"name\""}},
-    {":pools:\n  - name:\n    size: 1\n", {"bad.yaml:2:5: pools[0]: missing required key \"name\""}},
+    {":pools:\n  - name:\n    size: 1\n",
+     {"bad.yaml:2:5: pools[0]: missing required key \"name\""}},
     {":pools:\n  - name: a\n", {"bad.yaml:2:5: pools[0]: missing required key \"size\""}},
     {":pools:\n  - name: a\n    size:\n",
      {"bad.yaml:3:5: pools[0].size: expected a non-negative integer, got null"}},
@@ -669,9 +670,8 @@ static void test_unreadable_files(void **state)
     vmp_config *cfg = NULL;
     vmp_strlist errors = VMP_STRLIST_INIT;
     vmp_err err = {0};
-    assert_int_equal(
-        vmp_config_load_file("/nonexistent/vmpool.yaml", &no_env, &cfg, &errors, &err),
-        VMP_ENOENT);
+    assert_int_equal(vmp_config_load_file("/nonexistent/vmpool.yaml", &no_env, &cfg, &errors, &err),
+                     VMP_ENOENT);
     assert_int_equal(err.code, VMP_ENOENT);
     assert_list(&errors, LIST("/nonexistent/vmpool.yaml: cannot read: No such file or directory"));
     assert_string_equal(err.msg, errors.v[0]);
@@ -834,149 +834,148 @@ static void test_defaults(void **state)
     vmp_config_free(cfg);
 }
 
-static const char full_yaml[] =
-    "---\n"
-    ":config:\n"
-    "  site_name: 'My pools'\n"
-    "  logfile: /var/log/vmpool.log\n"
-    "  task_limit: 4\n"
-    "  timeout: 20\n"
-    "  timeout_notification: 7\n"
-    "  vm_checktime: 3\n"
-    "  vm_lifetime: 8\n"
-    "  vm_lifetime_auth: 48\n"
-    "  max_lifetime_upper_limit: 168\n"
-    "  ready_ttl: 90\n"
-    "  allowed_tags: [owner, jenkins_build_url]\n"
-    "  prefix: 'pv-'\n"
-    "  clone_target: cluster1\n"
-    "  migration_limit: 2\n"
-    "  max_tries: 5\n"
-    "  retry_factor: 3\n"
-    "  check_loop_delay_min: 2\n"
-    "  check_loop_delay_max: 1\n"
-    "  check_loop_delay_decay: 0.5\n"
-    "  check_ready_vm_hostname_for_mismatch: false\n"
-    "  manage_host_selection: yes\n"
-    "  host_selection_max_age: 30\n"
-    "  utilization_limit: 80\n"
-    "  create_folders: true\n"
-    "  create_template_delta_disks: true\n"
-    "  create_linked_clones: false\n"
-    "  experimental_features: on\n"
-    "  purge_unconfigured_folders: true\n"
-    "  backend_weight: {cluster1: 70, cluster2: 30}\n"
-    "  usage_stats: true\n"
-    "  request_logger: true\n"
-    "  ondemand_clone_limit: 6\n"
-    "  max_ondemand_instances_per_request: 12\n"
-    "  ondemand_request_ttl: 9\n"
-    "  max_vm_retries: 1\n"
-    "  dlq_enabled: true\n"
-    "  dlq_ttl: 24\n"
-    "  dlq_max_entries: 50\n"
-    "  purge_enabled: true\n"
-    "  purge_interval: 60\n"
-    "  purge_dry_run: true\n"
-    "  max_pending_age: 1\n"
-    "  max_ready_age: 2\n"
-    "  max_completed_age: 3\n"
-    "  max_orphaned_age: 4\n"
-    "  health_check_enabled: true\n"
-    "  health_check_interval: 30\n"
-    "  health_thresholds:\n"
-    "    pending_queue_max: 11\n"
-    "    stuck_vm_max_critical: 12\n"
-    "  rate_limiting_enabled: true\n"
-    "  circuit_breaker_enabled: false\n"
-    "  circuit_breaker_failure_threshold: 2\n"
-    "  circuit_breaker_timeout: 9\n"
-    "  circuit_breaker_half_open_attempts: 4\n"
-    "  adaptive_timeout_enabled: false\n"
-    "  connection_pool_timeout_min: 1\n"
-    "  connection_pool_timeout_max: 2\n"
-    "  connection_pool_timeout_initial: 3\n"
-    "  connection_pool_monitor_enabled: false\n"
-    "  connection_pool_monitor_interval: 7\n"
-    "  ssh_key: 'ssh-ed25519 AAAA'\n"
-    "  lua: /etc/vmpool/policy.lua\n"
-    ":redis:\n"
-    "  server: redis.example.net\n"
-    "  port: 6380\n"
-    "  password: s3cret\n"
-    "  socket: /run/redis.sock\n"
-    "  db: 3\n"
-    "  data_ttl: 72\n"
-    "  connection_pool_size: 4\n"
-    "  connection_pool_timeout: 2.5\n"
-    "  reconnect_attempts: [0, 0.5, 1]\n"
-    "  state_dir: /srv/vmpool\n"
-    "  key_prefix: staging\n"
-    ":providers:\n"
-    "  :dummy:\n"
-    "    filename: /tmp/dummy.yaml\n"
-    "    createvm_fail_percent: 10\n"
-    "    createvm_max_time: 3\n"
-    "  :lab:\n"
-    "    provider_class: vsphere\n"
-    "    server: vc.lab\n"
-    "    purge_unconfigured_resources: true\n"
-    "    folder_whitelist: [keep]\n"
-    "    skip_dns_check_before_creating_vm: true\n"
-    ":dns_configs:\n"
-    "  :lab-dns:\n"
-    "    dns_class: dynamic-dns\n"
-    "    domain: lab.example\n"
-    ":pools:\n"
-    "  - name: p1\n"
-    "    alias: p-one\n"
-    "    template: Templates/p1\n"
-    "    size: 3\n"
-    "    provider: lab\n"
-    "    clone_target: cluster2\n"
-    "    folder: Pooled/p1\n"
-    "    datastore: ds1\n"
-    "    datacenter: dc1\n"
-    "    network: net1\n"
-    "    dns_plugin: lab-dns\n"
-    "    create_linked_clone: true\n"
-    "    check_hostname_for_mismatch: true\n"
-    "    check_loop_delay_min: 10\n"
-    "    check_loop_delay_max: 100\n"
-    "    check_loop_delay_decay: 1.5\n"
-    "    timeout: 30\n"
-    "    timeout_notification: 3\n"
-    "    ready_ttl: 0\n"
-    "  - name: p2\n"
-    "    size: 0\n"
-    ":auth:\n"
-    "  provider: ldap\n"
-    "  :ldap:\n"
-    "    host: ldap.example\n"
-    "    base: ['ou=a,dc=x', 'ou=b,dc=x']\n"
-    "    user_object: [uid, cn]\n"
-    "    service_account_hash:\n"
-    "      :user_dn: 'cn=svc,dc=x'\n"
-    "      :password: pw\n"
-    ":tagfilter:\n"
-    "  url: '(.*)\\/'\n"
-    ":graphite:\n"
-    "  server: graphite.example\n"
-    "  prefix: gprefix\n"
-    "  port: 2004\n"
-    ":graphs:\n"
-    "  server: graphs.example\n"
-    ":prometheus:\n"
-    "  prefix: inst\n"
-    "  prometheus_prefix: pp\n"
-    "  prometheus_endpoint: /metrics\n"
-    ":tracing:\n"
-    "  enabled: true\n"
-    "  jaeger_host: http://jaeger:14268/api/traces\n"
-    ":rate_limits:\n"
-    "  global: {limit: 100}\n"
-    ":api:\n"
-    "  listen: 0.0.0.0:8080\n";
+static const char full_yaml[] = "---\n"
+                                ":config:\n"
+                                "  site_name: 'My pools'\n"
+                                "  logfile: /var/log/vmpool.log\n"
+                                "  task_limit: 4\n"
+                                "  timeout: 20\n"
+                                "  timeout_notification: 7\n"
+                                "  vm_checktime: 3\n"
+                                "  vm_lifetime: 8\n"
+                                "  vm_lifetime_auth: 48\n"
+                                "  max_lifetime_upper_limit: 168\n"
+                                "  ready_ttl: 90\n"
+                                "  allowed_tags: [owner, jenkins_build_url]\n"
+                                "  prefix: 'pv-'\n"
+                                "  clone_target: cluster1\n"
+                                "  migration_limit: 2\n"
+                                "  max_tries: 5\n"
+                                "  retry_factor: 3\n"
+                                "  check_loop_delay_min: 2\n"
+                                "  check_loop_delay_max: 1\n"
+                                "  check_loop_delay_decay: 0.5\n"
+                                "  check_ready_vm_hostname_for_mismatch: false\n"
+                                "  manage_host_selection: yes\n"
+                                "  host_selection_max_age: 30\n"
+                                "  utilization_limit: 80\n"
+                                "  create_folders: true\n"
+                                "  create_template_delta_disks: true\n"
+                                "  create_linked_clones: false\n"
+                                "  experimental_features: on\n"
+                                "  purge_unconfigured_folders: true\n"
+                                "  backend_weight: {cluster1: 70, cluster2: 30}\n"
+                                "  usage_stats: true\n"
+                                "  request_logger: true\n"
+                                "  ondemand_clone_limit: 6\n"
+                                "  max_ondemand_instances_per_request: 12\n"
+                                "  ondemand_request_ttl: 9\n"
+                                "  max_vm_retries: 1\n"
+                                "  dlq_enabled: true\n"
+                                "  dlq_ttl: 24\n"
+                                "  dlq_max_entries: 50\n"
+                                "  purge_enabled: true\n"
+                                "  purge_interval: 60\n"
+                                "  purge_dry_run: true\n"
+                                "  max_pending_age: 1\n"
+                                "  max_ready_age: 2\n"
+                                "  max_completed_age: 3\n"
+                                "  max_orphaned_age: 4\n"
+                                "  health_check_enabled: true\n"
+                                "  health_check_interval: 30\n"
+                                "  health_thresholds:\n"
+                                "    pending_queue_max: 11\n"
+                                "    stuck_vm_max_critical: 12\n"
+                                "  rate_limiting_enabled: true\n"
+                                "  circuit_breaker_enabled: false\n"
+                                "  circuit_breaker_failure_threshold: 2\n"
+                                "  circuit_breaker_timeout: 9\n"
+                                "  circuit_breaker_half_open_attempts: 4\n"
+                                "  adaptive_timeout_enabled: false\n"
+                                "  connection_pool_timeout_min: 1\n"
+                                "  connection_pool_timeout_max: 2\n"
+                                "  connection_pool_timeout_initial: 3\n"
+                                "  connection_pool_monitor_enabled: false\n"
+                                "  connection_pool_monitor_interval: 7\n"
+                                "  ssh_key: 'ssh-ed25519 AAAA'\n"
+                                "  lua: /etc/vmpool/policy.lua\n"
+                                ":redis:\n"
+                                "  server: redis.example.net\n"
+                                "  port: 6380\n"
+                                "  password: s3cret\n"
+                                "  socket: /run/redis.sock\n"
+                                "  db: 3\n"
+                                "  data_ttl: 72\n"
+                                "  connection_pool_size: 4\n"
+                                "  connection_pool_timeout: 2.5\n"
+                                "  reconnect_attempts: [0, 0.5, 1]\n"
+                                "  state_dir: /srv/vmpool\n"
+                                "  key_prefix: staging\n"
+                                ":providers:\n"
+                                "  :dummy:\n"
+                                "    filename: /tmp/dummy.yaml\n"
+                                "    createvm_fail_percent: 10\n"
+                                "    createvm_max_time: 3\n"
+                                "  :lab:\n"
+                                "    provider_class: vsphere\n"
+                                "    server: vc.lab\n"
+                                "    purge_unconfigured_resources: true\n"
+                                "    folder_whitelist: [keep]\n"
+                                "    skip_dns_check_before_creating_vm: true\n"
+                                ":dns_configs:\n"
+                                "  :lab-dns:\n"
+                                "    dns_class: dynamic-dns\n"
+                                "    domain: lab.example\n"
+                                ":pools:\n"
+                                "  - name: p1\n"
+                                "    alias: p-one\n"
+                                "    template: Templates/p1\n"
+                                "    size: 3\n"
+                                "    provider: lab\n"
+                                "    clone_target: cluster2\n"
+                                "    folder: Pooled/p1\n"
+                                "    datastore: ds1\n"
+                                "    datacenter: dc1\n"
+                                "    network: net1\n"
+                                "    dns_plugin: lab-dns\n"
+                                "    create_linked_clone: true\n"
+                                "    check_hostname_for_mismatch: true\n"
+                                "    check_loop_delay_min: 10\n"
+                                "    check_loop_delay_max: 100\n"
+                                "    check_loop_delay_decay: 1.5\n"
+                                "    timeout: 30\n"
+                                "    timeout_notification: 3\n"
+                                "    ready_ttl: 0\n"
+                                "  - name: p2\n"
+                                "    size: 0\n"
+                                ":auth:\n"
+                                "  provider: ldap\n"
+                                "  :ldap:\n"
+                                "    host: ldap.example\n"
+                                "    base: ['ou=a,dc=x', 'ou=b,dc=x']\n"
+                                "    user_object: [uid, cn]\n"
+                                "    service_account_hash:\n"
+                                "      :user_dn: 'cn=svc,dc=x'\n"
+                                "      :password: pw\n"
+                                ":tagfilter:\n"
+                                "  url: '(.*)\\/'\n"
+                                ":graphite:\n"
+                                "  server: graphite.example\n"
+                                "  prefix: gprefix\n"
+                                "  port: 2004\n"
+                                ":graphs:\n"
+                                "  server: graphs.example\n"
+                                ":prometheus:\n"
+                                "  prefix: inst\n"
+                                "  prometheus_prefix: pp\n"
+                                "  prometheus_endpoint: /metrics\n"
+                                ":tracing:\n"
+                                "  enabled: true\n"
+                                "  jaeger_host: http://jaeger:14268/api/traces\n"
+                                ":rate_limits:\n"
+                                "  global: {limit: 100}\n"
+                                ":api:\n"
+                                "  listen: 0.0.0.0:8080\n";
 
 static void test_full_config(void **state)
 {
@@ -1022,9 +1021,8 @@ static void test_full_config(void **state)
     assert_int_equal(g->dlq_max_entries, 50);
     assert_true(g->purge_enabled && g->purge_dry_run);
     assert_int_equal(g->purge_interval, 60);
-    assert_int_equal(g->max_pending_age + g->max_ready_age + g->max_completed_age +
-                         g->max_orphaned_age,
-                     10);
+    assert_int_equal(
+        g->max_pending_age + g->max_ready_age + g->max_completed_age + g->max_orphaned_age, 10);
     assert_true(g->health_check_enabled);
     assert_int_equal(g->health_check_interval, 30);
     assert_int_equal(g->health_thresholds.pending_queue_max, 11);
@@ -1278,26 +1276,25 @@ static void test_marks(void **state)
 static void test_anchors_and_merge_keys(void **state)
 {
     (void)state;
-    vmp_config *cfg = load_str(
-        ":pool_defaults: &defaults\n"
-        "  size: 2\n"
-        "  timeout: 30\n"
-        "  folder: common\n"
-        ":extra: &extra\n"
-        "  datastore: ds9\n"
-        "  folder: from-extra\n"
-        ":tags: &tags [a, b]\n"
-        ":config:\n"
-        "  allowed_tags: *tags\n"
-        ":pools:\n"
-        "  - name: a\n"
-        "    <<: *defaults\n"
-        "    size: 5\n"
-        "  - <<: [*extra, *defaults]\n"
-        "    name: b\n"
-        "  - size: 9\n"
-        "    <<: *defaults\n"
-        "    name: c\n");
+    vmp_config *cfg = load_str(":pool_defaults: &defaults\n"
+                               "  size: 2\n"
+                               "  timeout: 30\n"
+                               "  folder: common\n"
+                               ":extra: &extra\n"
+                               "  datastore: ds9\n"
+                               "  folder: from-extra\n"
+                               ":tags: &tags [a, b]\n"
+                               ":config:\n"
+                               "  allowed_tags: *tags\n"
+                               ":pools:\n"
+                               "  - name: a\n"
+                               "    <<: *defaults\n"
+                               "    size: 5\n"
+                               "  - <<: [*extra, *defaults]\n"
+                               "    name: b\n"
+                               "  - size: 9\n"
+                               "    <<: *defaults\n"
+                               "    name: c\n");
     assert_int_equal(cfg->n_pools, 3);
     const vmp_pool_cfg *a = &cfg->pools[0], *b = &cfg->pools[1], *c = &cfg->pools[2];
     assert_int_equal(a->size, 5); /* a key after the merge wins */
@@ -1310,8 +1307,9 @@ static void test_anchors_and_merge_keys(void **state)
     assert_list(&cfg->global.allowed_tags, LIST("a", "b"));
     /* merged values keep the marks of where they were written */
     assert_int_equal(vmp_cfg_mark_of(vmp_cfg_get(a->node, "timeout")).line, 3);
-    assert_warnings(cfg, LIST("test.yaml:1:1: pool_defaults: unknown key",
-                              "test.yaml:5:1: extra: unknown key", "test.yaml:8:1: tags: unknown key"));
+    assert_warnings(cfg,
+                    LIST("test.yaml:1:1: pool_defaults: unknown key",
+                         "test.yaml:5:1: extra: unknown key", "test.yaml:8:1: tags: unknown key"));
     vmp_config_free(cfg);
 }
 
@@ -1330,9 +1328,9 @@ static void test_alias_bomb(void **state)
     vmp_config *cfg = NULL;
     vmp_strlist errors = VMP_STRLIST_INIT;
     vmp_err err = {0};
-    assert_int_equal(vmp_config_load_string(vmp_buf_str(&b), "bomb.yaml", &no_env, &cfg, &errors,
-                                            &err),
-                     VMP_EINVAL);
+    assert_int_equal(
+        vmp_config_load_string(vmp_buf_str(&b), "bomb.yaml", &no_env, &cfg, &errors, &err),
+        VMP_EINVAL);
     assert_int_equal(errors.n, 1);
     assert_non_null(strstr(errors.v[0], ": more than 1000000 values after expanding aliases"));
     vmp_strlist_clear(&errors);
@@ -1478,22 +1476,50 @@ static void test_parse_and_from_tree(void **state)
 static void test_env_overrides(void **state)
 {
     (void)state;
-    const char *const env[] = {
-        "TASK_LIMIT=25", "READY_TTL=30", "PREFIX=env-", "SITE_NAME=Env site",
-        "LOGFILE=/tmp/env.log", "CLONE_TARGET=env-cluster", "TIMEOUT=40",
-        "TIMEOUT_NOTIFICATION=4", "VM_LIFETIME_AUTH=6", "MAX_TRIES=2", "RETRY_FACTOR=1",
-        "MIGRATION_LIMIT=3", "VM_CHECKTIME=2", "ONDEMAND_CLONE_LIMIT=7",
-        "MAX_ONDEMAND_INSTANCES_PER_REQUEST=8", "ONDEMAND_REQUEST_TTL=9",
-        "MAX_LIFETIME_UPPER_LIMIT=100", "CREATE_FOLDERS=true", "EXPERIMENTAL_FEATURES=false",
-        "USAGE_STATS=TRUE", "REQUEST_LOGGER=yes", "CREATE_TEMPLATE_DELTA_DISKS=true",
-        "PURGE_UNCONFIGURED_RESOURCES=true", "CREATE_LINKED_CLONES=false",
-        "REDIS_SERVER=redis.env", "REDIS_PORT=6390", "REDIS_PASSWORD=pw", "REDIS_DATA_TTL=12",
-        "REDIS_CONNECTION_POOL_SIZE=3", "REDIS_CONNECTION_POOL_TIMEOUT=8",
-        "REDIS_RECONNECT_ATTEMPTS=[0, 1, 2]", "STATSD_SERVER=statsd.env", "STATSD_PORT=9125",
-        "STATSD_PREFIX=sp", "GRAPHITE_PREFIX=ignored", "VMPOOLER_TRACING_ENABLED=true",
-        "VMPOOLER_TRACING_JAEGER_HOST=http://j", "AUTH_PROVIDER=ldap", "LDAP_HOST=ldap.env",
-        "LDAP_PORT=636", "LDAP_BASE=dc=env", "LDAP_USER_OBJECT=cn", "VM_LIFETIME=none",
-        NULL};
+    const char *const env[] = {"TASK_LIMIT=25",
+                               "READY_TTL=30",
+                               "PREFIX=env-",
+                               "SITE_NAME=Env site",
+                               "LOGFILE=/tmp/env.log",
+                               "CLONE_TARGET=env-cluster",
+                               "TIMEOUT=40",
+                               "TIMEOUT_NOTIFICATION=4",
+                               "VM_LIFETIME_AUTH=6",
+                               "MAX_TRIES=2",
+                               "RETRY_FACTOR=1",
+                               "MIGRATION_LIMIT=3",
+                               "VM_CHECKTIME=2",
+                               "ONDEMAND_CLONE_LIMIT=7",
+                               "MAX_ONDEMAND_INSTANCES_PER_REQUEST=8",
+                               "ONDEMAND_REQUEST_TTL=9",
+                               "MAX_LIFETIME_UPPER_LIMIT=100",
+                               "CREATE_FOLDERS=true",
+                               "EXPERIMENTAL_FEATURES=false",
+                               "USAGE_STATS=TRUE",
+                               "REQUEST_LOGGER=yes",
+                               "CREATE_TEMPLATE_DELTA_DISKS=true",
+                               "PURGE_UNCONFIGURED_RESOURCES=true",
+                               "CREATE_LINKED_CLONES=false",
+                               "REDIS_SERVER=redis.env",
+                               "REDIS_PORT=6390",
+                               "REDIS_PASSWORD=pw",
+                               "REDIS_DATA_TTL=12",
+                               "REDIS_CONNECTION_POOL_SIZE=3",
+                               "REDIS_CONNECTION_POOL_TIMEOUT=8",
+                               "REDIS_RECONNECT_ATTEMPTS=[0, 1, 2]",
+                               "STATSD_SERVER=statsd.env",
+                               "STATSD_PORT=9125",
+                               "STATSD_PREFIX=sp",
+                               "GRAPHITE_PREFIX=ignored",
+                               "VMPOOLER_TRACING_ENABLED=true",
+                               "VMPOOLER_TRACING_JAEGER_HOST=http://j",
+                               "AUTH_PROVIDER=ldap",
+                               "LDAP_HOST=ldap.env",
+                               "LDAP_PORT=636",
+                               "LDAP_BASE=dc=env",
+                               "LDAP_USER_OBJECT=cn",
+                               "VM_LIFETIME=none",
+                               NULL};
     vmp_config_opts opts = {.env = env};
     vmp_config *cfg = load_str_opts(":config:\n  task_limit: 5\n  experimental_features: true\n"
                                     ":redis:\n  server: file.redis\n"
@@ -1547,9 +1573,10 @@ static void test_env_overrides(void **state)
     const vmp_cfg_node *tl = path_get(cfg->root, "config", "task_limit", NULL);
     assert_string_equal(vmp_cfg_scalar(tl), "25");
     assert_string_equal(vmp_cfg_mark_of(tl).file, "env TASK_LIMIT");
-    assert_warnings(cfg, LIST("env VM_LIFETIME: config.vm_lifetime: ignored: \"none\" has no digits",
-                              "env GRAPHITE_PREFIX: graphite.prefix: ignored: the configuration "
-                              "has no :graphite: section"));
+    assert_warnings(cfg,
+                    LIST("env VM_LIFETIME: config.vm_lifetime: ignored: \"none\" has no digits",
+                         "env GRAPHITE_PREFIX: graphite.prefix: ignored: the configuration "
+                         "has no :graphite: section"));
     vmp_config_free(cfg);
 
     /* no_env wins over an env list */
@@ -1562,8 +1589,11 @@ static void test_env_overrides(void **state)
 static void test_env_bad_values(void **state)
 {
     (void)state;
-    const char *const env[] = {"REDIS_PORT=99999", "TASK_LIMIT=5abc", "CREATE_FOLDERS=maybe",
-                               "CREATE_LINKED_CLONES=sometimes", "PURGE_UNCONFIGURED_FOLDERS=true",
+    const char *const env[] = {"REDIS_PORT=99999",
+                               "TASK_LIMIT=5abc",
+                               "CREATE_FOLDERS=maybe",
+                               "CREATE_LINKED_CLONES=sometimes",
+                               "PURGE_UNCONFIGURED_FOLDERS=true",
                                NULL};
     vmp_config_opts opts = {.env = env};
     vmp_config *cfg = NULL;
@@ -1591,8 +1621,8 @@ static void test_env_domain_and_debug(void **state)
     (void)state;
     const char *const env[] = {"DOMAIN=env.example", "VMPOOLER_DEBUG=1", NULL};
     vmp_config_opts opts = {.env = env};
-    vmp_config *cfg = load_str_opts(":auth:\n  provider: dummy\n:pools:\n  - name: a\n    size: 1\n",
-                                    &opts);
+    vmp_config *cfg =
+        load_str_opts(":auth:\n  provider: dummy\n:pools:\n  - name: a\n    size: 1\n", &opts);
     assert_true(cfg->debug);
     assert_string_equal(cfg->global.domain, "env.example");
     assert_string_equal(cfg->pools[0].domain, "env.example");
@@ -1688,10 +1718,10 @@ static void test_extra_config(void **state)
     make_tmpdir(dir, sizeof dir);
     write_file(dir, "x1.yaml",
                ":config:\n"
-               "  task_limit: 99\n"         /* main has it: kept */
-               "  vm_lifetime: 7\n"         /* main lacks it: added */
+               "  task_limit: 99\n"              /* main has it: kept */
+               "  vm_lifetime: 7\n"              /* main lacks it: added */
                "  experimental_features: true\n" /* main's false is replaced */
-               "  allowed_tags: [b, c]\n"   /* lists are united */
+               "  allowed_tags: [b, c]\n"        /* lists are united */
                ":providers:\n  :dummy:\n    createvm_max_time: 4\n"
                ":pools:\n"
                "  - name: a\n    size: 1\n" /* identical to main's: not repeated */
@@ -1753,8 +1783,9 @@ static void test_extra_config(void **state)
              "t.yaml:2:3: config.extra_config: cannot read \"%s/missing.yaml\": No such file or "
              "directory",
              dir);
-    snprintf(want2, sizeof want2, "%s:3:5: pools[0].size: expected a non-negative integer, got "
-                                  "\"lots\"",
+    snprintf(want2, sizeof want2,
+             "%s:3:5: pools[0].size: expected a non-negative integer, got "
+             "\"lots\"",
              x3);
     assert_list(&errors, LIST(want1, want2));
     vmp_strlist_clear(&errors);
@@ -1767,8 +1798,8 @@ static void test_extra_config(void **state)
     snprintf(want1, sizeof want1, "%s:1:1: top level: expected a map, got a list", x3);
     assert_list(&errors, LIST(want1));
     vmp_strlist_clear(&errors);
-    assert_int_equal(vmp_config_load_string(":config:\n  extra_config: {a: 1}\n", "t.yaml",
-                                            &no_env, &cfg, &errors, &err),
+    assert_int_equal(vmp_config_load_string(":config:\n  extra_config: {a: 1}\n", "t.yaml", &no_env,
+                                            &cfg, &errors, &err),
                      VMP_EINVAL);
     assert_list(&errors, LIST("t.yaml:2:3: config.extra_config: expected a string or a list of "
                               "strings, got a map"));
