@@ -7,8 +7,8 @@ packages=(
   build-essential cmake pkg-config
   liblua5.4-dev lua5.4 lua-busted
   libhiredis-dev libyaml-dev libcurl4-openssl-dev libxml2-dev
-  libjansson-dev libmicrohttpd-dev libcmocka-dev
-  redis-server redis-tools curl ca-certificates
+  libjansson-dev libmicrohttpd-dev libcmocka-dev libpcre2-dev libldap-dev
+  redis-server redis-tools curl ca-certificates slapd ldap-utils wrk
 )
 [ "$#" -gt 0 ] && packages+=("$@")
 
@@ -33,4 +33,6 @@ fi
 # their own on private sockets and ports, so the stock one is not needed.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now redis-server >/dev/null 2>&1 || true
+  # Same for slapd: the LDAP tests run their own on a loopback port.
+  systemctl disable --now slapd >/dev/null 2>&1 || true
 fi

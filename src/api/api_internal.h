@@ -1,0 +1,204 @@
+/*
+ * api_internal: what the API's .c files share and nobody else sees: the
+ * server struct, the per-request context, the per-config derived state, the
+ * JSON printer, the auth helpers and the route handlers.
+ */
+#ifndef VMP_API_INTERNAL_H
+#define VMP_API_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api/api.h"
+#include "util.h"
+
+/* ---- derived config state ------------------------------------------- */
+
+/* A compiled `:tagfilter:` entry. */
+typedef struct api_tagfilter {
+    char *tag;
+    void *code; /* pcre2_code * */
+} api_tagfilter;
+
+typedef enum api_auth_kind {
+    API_AUTH_NONE = 0, /* no :auth: section: tokens are not checked */
+    API_AUTH_DUMMY,    /* login succeeds when username != password */
+    API_AUTH_LDAP,
+    API_AUTH_REFUSE    /* configured but unusable (unknown provider, dummy
+                          without VMPOOLER_DEBUG): every login fails */
+} api_auth_kind;
+
+/* What a config implies for the API, built once per config. */
+typedef struct api_cfgstate {
+    const vmp_config *cfg;
+    bool auth_configured;       /* a truthy :auth: section */
+    api_auth_kind auth_kind;
+    api_tagfilter *tagfilters;
+    size_t n_tagfilters;
+    long long rate_limits[4][2]; /* per class: limit, period */
+} api_cfgstate;
+
+int api_cfgstate_build(const vmp_config *cfg, api_cfgstate **out, vmp_err *err);
+void api_cfgstate_free(api_cfgstate *st);
+
+/* ---- the server --------------------------------------------------------- */
+
+struct vmp_api {
+    vmp_store_opts store_opts;
+    char *host;
+    int port_opt;   /* as asked */
+    int port;       /* bound */
+    unsigned threads;
+    vmp_clock *clock;
+    vmp_metrics *metrics;
+    size_t body_limit;
+    double status_cache_seconds;
+    void *daemon; /* struct MHD_Daemon * */
+    pthread_key_t store_key;
+    bool key_made;
+    pthread_rwlock_t cfg_lock;
+    api_cfgstate *state;
+    pthread_mutex_t cache_lock;
+    struct api_cache_entry *cache;
+    size_t ncache;
+};
+
+/* ---- a request ------------------------------------------------------------ */
+
+typedef enum api_method {
+    API_GET = 0,
+    API_POST,
+    API_PUT,
+    API_DELETE,
+    API_HEAD,
+    API_OTHER
+} api_method;
+
+#define API_MAX_SEGS 16
+
+typedef struct api_header {
+    const char *name;
+    char value[96];
+} api_header;
+
+typedef struct api_req {
+    vmp_api *api;
+    const api_cfgstate *st;
+    const vmp_config *cfg;
+    void *conn; /* struct MHD_Connection * */
+    api_method method;
+    const char *method_str;
+    /* Path after "/api/v3", split and percent-decoded. */
+    char *segs[API_MAX_SEGS];
+    size_t nsegs;
+    const char *path; /* the raw path */
+    const char *body;
+    size_t body_len;
+    const char *token; /* X-AUTH-TOKEN, NULL when absent */
+    double now;
+    vmp_store *store_; /* lazily opened, see api_store */
+    /* response */
+    int status;
+    json_t *json;      /* response body as JSON (owned) */
+    char *text;        /* or as plain text (owned) */
+    const char *content_type;
+    bool www_auth;     /* add WWW-Authenticate */
+    api_header headers[6];
+    size_t nheaders;
+} api_req;
+
+/* This thread's store (opened on first use). NULL with the request answered
+ * 503 when Redis cannot be reached. */
+vmp_store *api_store(api_req *r);
+
+/* Sets the response: status and a JSON body (takes ownership of body). */
+void api_reply(api_req *r, int status, json_t *body);
+/* {"ok": false} with status. */
+void api_reply_fail(api_req *r, int status);
+/* {"ok": false, "error": msg} with status. */
+void api_reply_error(api_req *r, int status, const char *msg);
+/* 503 {"ok": false, "error": "redis unavailable: ..."} after a store error. */
+void api_reply_store_error(api_req *r, const vmp_err *err);
+void api_add_header(api_req *r, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A query-string argument, percent-decoded into buf; NULL when absent.
+ * *present_no_value is set when given as "?name" without '='. */
+const char *api_query(api_req *r, const char *name, char *buf, size_t n, bool *no_value);
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+/* Ruby's JSON.pretty_generate: 2-space indent, "key": value, {} and [] for
+ * empty containers, floats as Ruby prints them. Appends to b. */
+void api_json_pretty(const json_t *v, vmp_buf *b);
+/* Parses a request body. Returns NULL with msg set (Ruby-like wording) on
+ * malformed input. Duplicate keys: the last wins, as in Ruby. */
+json_t *api_json_parse(const char *body, size_t len, char *msg, size_t msgn);
+/* Nesting depth as vmpooler counts it (an empty container counts 1). */
+int api_json_depth(const json_t *v);
+/* A config node as JSON: scalars typed as YAML would (unquoted 5 -> 5,
+ * true -> true, quoted '5' -> "5"); with redact, values under secret-looking
+ * keys become "<redacted>". */
+json_t *api_json_from_node(const vmp_cfg_node *n, bool redact);
+/* Whether a config key names a secret (password, token, ...). */
+bool api_is_secret_key(const char *key);
+/* A JSON string of s (NULL -> null); bytes that are not UTF-8 become
+ * U+FFFD instead of failing. */
+json_t *api_jstr(const char *s);
+
+/* ---- auth ------------------------------------------------------------------- */
+
+/* need_token: the request's X-AUTH-TOKEN names an existing token; touches
+ * `last`. On failure answers 401 (or 503) and returns false. *user_out may
+ * be NULL. */
+bool api_need_token(api_req *r, char **user_out);
+/* need_auth: valid Basic credentials for the :auth: provider. On success
+ * *user_out (may be NULL) gets the login; else 401 answered. */
+bool api_need_auth(api_req *r, char **user_out);
+/* Checks a login against the configured provider. */
+bool api_authenticate(const api_cfgstate *st, const char *user, const char *password);
+/* LDAP login (api_ldap.c). */
+bool api_ldap_authenticate(const vmp_cfg_node *ldap, const char *user, const char *password);
+
+/* ---- shared helpers ---------------------------------------------------------- */
+
+/* Config pools by name; NULL if absent. */
+const vmp_pool_cfg *api_pool(const vmp_config *cfg, const char *name);
+/* A pool name or an alias of at least one pool. */
+bool api_pool_exists(const vmp_config *cfg, const char *name);
+/* The domain of a pool (its dns_plugin's), or NULL. */
+const char *api_pool_domain(const vmp_config *cfg, const char *pool);
+/* Hostname validation of GET/PUT/DELETE /vm/<hostname>; NULL when valid,
+ * else the error message. */
+const char *api_hostname_error(const char *h);
+/* Text before the first '.', into buf. */
+void api_hostname_short(const char *h, char *buf, size_t n);
+/* 32 random chars, first a-y, rest [a-z0-9] (tokens, snapshot names). */
+void api_random_name(char out[33]);
+void api_uuid(char out[37]);
+/* Applies :tagfilter: to one value; returns a malloc'd string. */
+char *api_tagfilter_apply(const api_cfgstate *st, const char *tag, const char *value);
+
+/* ---- route handlers ---------------------------------------------------------- */
+
+void api_route_status(api_req *r);
+void api_route_poolstat(api_req *r);
+void api_route_totalrunning(api_req *r);
+void api_route_summary(api_req *r);
+void api_route_vm_list(api_req *r);
+void api_route_config_get(api_req *r);
+void api_route_full_config(api_req *r);
+void api_route_token(api_req *r);
+void api_route_vm(api_req *r);
+void api_route_ondemand(api_req *r);
+void api_route_config_change(api_req *r);
+void api_route_poolreset(api_req *r);
+
+/* Status cache (api_status.c). */
+void api_cache_clear(vmp_api *api);
+
+/* Rate limiter (api.c); true when the request may go on. */
+bool api_rate_limit(api_req *r);
+
+#endif

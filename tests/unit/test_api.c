@@ -1,0 +1,1288 @@
+/*
+ * Tests for src/api/: the real HTTP server (in this process, on a free
+ * loopback port) against a private redis-server, driven over HTTP with
+ * libcurl. Redis is seeded through the store API and read back through it.
+ * Bodies are compared as JSON, and byte-for-byte in a few places to pin
+ * vmpooler's pretty printing.
+ *
+ * Time: the API runs on a manual clock at NOW; TZ is UTC so the time strings
+ * written to Redis are literal.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "clock.h"
+#include "config.h"
+#include "redis_server.h"
+#include "store/store.h"
+#include "util.h"
+
+#define NOW 1700010800.0 /* 2023-11-15 01:13:20 UTC */
+#define TODAY "2023-11-15"
+
+static vmp_test_redis *srv;
+static char skip_msg[256];
+static vmp_store_opts sopts;
+static vmp_store *st;
+static vmp_clock *clk;
+static vmp_config *cfg;
+static vmp_api *api;
+static int port;
+static __thread int tport; /* a client thread's server, when set */
+
+static const char *base_yaml =
+    "---\n"
+    ":config:\n"
+    "  vm_lifetime: 12\n"
+    "  vm_lifetime_auth: 2\n"
+    "  experimental_features: true\n"
+    "  max_lifetime_upper_limit: 100\n"
+    "  max_ondemand_instances_per_request: 5\n"
+    "%s"
+    ":dns_configs:\n"
+    "  :example:\n"
+    "    dns_class: dynamic-dns\n"
+    "    domain: example.com\n"
+    ":providers:\n"
+    "  :dummy:\n"
+    "    filename: /tmp/none\n"
+    ":pools:\n"
+    "  - name: pool1\n"
+    "    alias: [ 'both' ]\n"
+    "    template: templates/pool1\n"
+    "    size: 5\n"
+    "    provider: dummy\n"
+    "    dns_plugin: example\n"
+    "  - name: pool2\n"
+    "    alias: 'both'\n"
+    "    template: templates/pool2\n"
+    "    size: 0\n"
+    "    provider: dummy\n"
+    "    dns_plugin: example\n"
+    "  - name: pool3\n"
+    "    template: templates/pool3\n"
+    "    size: 2\n"
+    "    provider: dummy\n"
+    "    dns_plugin: example\n"
+    "%s";
+
+/* ---- server lifecycle ---------------------------------------------------- */
+
+static void flushall(void)
+{
+    /* the store has no FLUSHALL; restart the private server instead */
+    char msg[256];
+    vmp_store_free(st);
+    st = NULL;
+    assert_int_equal(vmp_test_redis_restart(srv, msg, sizeof(msg)), 0);
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_open(&sopts, &st, &err), 0);
+}
+
+/* (Re)starts the API with a config built from base_yaml plus extra text. */
+static void start_api(const char *config_extra, const char *top_extra)
+{
+    if (api) {
+        vmp_api_free(api);
+        api = NULL;
+    }
+    vmp_config_free(cfg);
+    cfg = NULL;
+    char yaml[8192];
+    snprintf(yaml, sizeof(yaml), base_yaml, config_extra ? config_extra : "",
+             top_extra ? top_extra : "");
+    vmp_config_opts co = {.no_env = true};
+    vmp_strlist errors = {0};
+    vmp_err err = {0};
+    int rc = vmp_config_load_string(yaml, "<test>", &co, &cfg, &errors, &err);
+    if (rc != 0)
+        fail_msg("config: %s", err.msg);
+    vmp_strlist_clear(&errors);
+    cfg->loaded_at = NOW - 100;
+    vmp_api_opts ao = {.config = cfg, .store = &sopts, .listen_port = VMP_API_PORT_ANY,
+                       .threads = 2, .clock = clk};
+    assert_int_equal(vmp_api_new(&ao, &api, &err), 0);
+    if (vmp_api_start(api, &err) != 0)
+        fail_msg("start: %s", err.msg);
+    port = vmp_api_port(api);
+    assert_true(port > 0);
+}
+
+static int setup(void **state)
+{
+    setenv("TZ", "UTC", 1);
+    tzset();
+    setenv("VMPOOLER_DEBUG", "1", 1);
+    srv = vmp_test_redis_start(false, skip_msg, sizeof(skip_msg));
+    if (!srv)
+        return 0;
+    memset(&sopts, 0, sizeof(sopts));
+    sopts.socket = vmp_test_redis_socket(srv);
+    vmp_err err = {0};
+    if (vmp_store_open(&sopts, &st, &err) != 0) {
+        snprintf(skip_msg, sizeof(skip_msg), "store: %s", err.msg);
+        return 0;
+    }
+    clk = vmp_clock_manual_new(NOW);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    vmp_api_free(api);
+    vmp_config_free(cfg);
+    vmp_store_free(st);
+    vmp_test_redis_stop(srv);
+    vmp_clock_free(clk);
+    curl_global_cleanup();
+    return 0;
+}
+
+/* Every test starts on an empty Redis with the default config. */
+static int each(void **state)
+{
+    if (!srv || !st)
+        return 0;
+    flushall();
+    start_api(NULL, NULL);
+    return 0;
+}
+
+#define NEED_SERVER()                                                                           \
+    do {                                                                                        \
+        if (!srv || !st) {                                                                      \
+            print_message("skipped: %s\n", skip_msg);                                           \
+            skip();                                                                             \
+        }                                                                                       \
+    } while (0)
+
+/* ---- HTTP client ------------------------------------------------------------ */
+
+typedef struct resp {
+    long status;
+    vmp_buf body;
+    vmp_buf headers;
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    vmp_buf_append(ud, p, sz * n);
+    return sz * n;
+}
+
+/* Sends a request; extra is a NULL-terminated list of header lines. */
+static resp *req(const char *method, const char *path, const char *body, const char *userpwd,
+                 ...)
+{
+    resp *r = calloc(1, sizeof(*r));
+    CURL *c = curl_easy_init();
+    char url[2048];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", tport ? tport : port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    if (userpwd) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
+    }
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    va_list ap;
+    va_start(ap, userpwd);
+    for (const char *h = va_arg(ap, const char *); h; h = va_arg(ap, const char *))
+        hl = curl_slist_append(hl, h);
+    va_end(ap);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+    CURLcode cc = curl_easy_perform(c);
+    if (cc != CURLE_OK)
+        fail_msg("%s %s: %s", method, path, curl_easy_strerror(cc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(c);
+    if (!r->body.s)
+        vmp_buf_puts(&r->body, "");
+    return r;
+}
+
+static void resp_free(resp *r)
+{
+    if (!r)
+        return;
+    vmp_buf_free(&r->body);
+    vmp_buf_free(&r->headers);
+    free(r);
+}
+
+static json_t *body_json(const resp *r)
+{
+    json_error_t e;
+    json_t *v = json_loads(vmp_buf_str(&r->body), JSON_DECODE_ANY, &e);
+    if (!v)
+        fail_msg("not JSON (%s): %s", e.text, vmp_buf_str(&r->body));
+    return v;
+}
+
+/* Asserts status and that the body equals the JSON text want (as JSON). */
+static void expect_json(resp *r, long status, const char *want)
+{
+    json_error_t e;
+    json_t *w = json_loads(want, JSON_DECODE_ANY, &e);
+    if (!w)
+        fail_msg("bad expected JSON: %s", e.text);
+    json_t *g = body_json(r);
+    if (r->status != status || !json_equal(w, g))
+        fail_msg("want %ld %s\n got %ld %s", status, want, r->status, vmp_buf_str(&r->body));
+    json_decref(w);
+    json_decref(g);
+    resp_free(r);
+}
+
+static bool has_header(const resp *r, const char *line)
+{
+    return strcasestr(vmp_buf_str(&r->headers), line) != NULL;
+}
+
+/* ---- seeding ------------------------------------------------------------------- */
+
+static void seed_ready(const char *pool, const char *vm)
+{
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_clone_start(st, pool, vm, "example.com", NULL, NULL, NOW - 600, &err),
+                     0);
+    assert_int_equal(vmp_store_pending_ready(st, pool, vm, 0, NOW - 300, NULL, NULL, &err), 0);
+}
+
+static long long count(const char *pool, vmp_vm_state s)
+{
+    vmp_store_pool_counts c;
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_pool_counts_get(st, pool, &c, &err), 0);
+    return c.n[s];
+}
+
+static char *vmfield(const char *vm, const char *field)
+{
+    char *v = NULL;
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_vm_get(st, vm, field, &v, &err), 0);
+    return v;
+}
+
+/* ---- status endpoints ------------------------------------------------------------- */
+
+static void test_status(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    seed_ready("pool1", "vm2");
+    resp *r = req("GET", "/api/v3/status", NULL, NULL, NULL);
+    assert_int_equal(r->status, 200);
+    assert_true(has_header(r, "Content-Type: application/json"));
+    json_t *j = body_json(r);
+    /* keys sorted as vmpooler sorts them */
+    const char *order[] = {"boot", "capacity", "clone", "pools", "queue", "status"};
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) assert_string_equal(k, order[i++]);
+    assert_int_equal(i, 6);
+    json_t *want = json_pack(
+        "{s:{s:i,s:i,s:i,s:i,s:s,s:[s]},s:{s:i,s:i,s:i,s:i,s:s,s:s},s:{s:i,s:i,s:i,s:i,s:s}}",
+        "pool1", "ready", 2, "running", 0, "pending", 0, "max", 5, "lastBoot",
+        "2023-11-15 01:08:20 +0000", "alias", "both", "pool2", "ready", 0, "running", 0, "pending",
+        0, "max", 0, "lastBoot", "", "alias", "both", "pool3", "ready", 0, "running", 0,
+        "pending", 0, "max", 2, "lastBoot", "");
+    if (!json_equal(want, json_object_get(j, "pools")))
+        fail_msg("pools: %s", vmp_buf_str(&r->body));
+    json_decref(want);
+    json_t *status = json_object_get(j, "status");
+    assert_false(json_is_true(json_object_get(status, "ok")));
+    assert_string_equal(json_string_value(json_object_get(status, "message")),
+                        "Found 1 empty pools.");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(status, "empty"), 0)),
+                        "pool3");
+    assert_true(json_real_value(json_object_get(status, "uptime")) == 100.0);
+    json_t *cap = json_object_get(j, "capacity");
+    assert_int_equal(json_integer_value(json_object_get(cap, "current")), 2);
+    assert_int_equal(json_integer_value(json_object_get(cap, "total")), 7);
+    assert_true(json_real_value(json_object_get(cap, "percent")) == 28.6);
+    json_t *q = json_object_get(j, "queue");
+    assert_int_equal(json_integer_value(json_object_get(q, "ready")), 2);
+    assert_int_equal(json_integer_value(json_object_get(q, "total")), 2);
+    assert_int_equal(json_integer_value(json_object_get(q, "requested")), 0);
+    /* today's boot metrics from boot__<date> */
+    json_t *boot = json_object_get(j, "boot");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(boot, "count"), "total")),
+                     2);
+    assert_true(json_real_value(json_object_get(json_object_get(boot, "duration"), "average")) ==
+                300.0);
+    json_decref(j);
+    resp_free(r);
+
+    /* view= (empty) gives only status; unknown names are ignored */
+    r = req("GET", "/api/v3/status?view=", NULL, NULL, NULL);
+    j = body_json(r);
+    assert_int_equal(json_object_size(j), 1);
+    assert_non_null(json_object_get(j, "status"));
+    json_decref(j);
+    resp_free(r);
+    r = req("GET", "/api/v3/status?view=capacity,nonsense", NULL, NULL, NULL);
+    j = body_json(r);
+    assert_int_equal(json_object_size(j), 2);
+    assert_non_null(json_object_get(j, "capacity"));
+    json_decref(j);
+    resp_free(r);
+    /* view given without '=' means everything */
+    r = req("GET", "/api/v3/status/?view", NULL, NULL, NULL);
+    j = body_json(r);
+    assert_int_equal(json_object_size(j), 6);
+    json_decref(j);
+    resp_free(r);
+}
+
+/* Ruby's JSON.pretty_generate, byte for byte. */
+static void test_pretty_printing(void **state)
+{
+    NEED_SERVER();
+    resp *r;
+    r = req("GET", "/api/v3/status?view=", NULL, NULL, NULL);
+    assert_string_equal(vmp_buf_str(&r->body), "{\n"
+                                               "  \"status\": {\n"
+                                               "    \"ok\": true,\n"
+                                               "    \"message\": \"Battle station fully armed and "
+                                               "operational.\",\n"
+                                               "    \"uptime\": 100.0\n"
+                                               "  }\n"
+                                               "}");
+    resp_free(r);
+    r = req("GET", "/api/v3/poolstat", NULL, NULL, NULL);
+    assert_string_equal(vmp_buf_str(&r->body), "{\n  \"pools\": {}\n}");
+    resp_free(r);
+    r = req("GET", "/api/v3/vm", NULL, NULL, NULL);
+    assert_string_equal(vmp_buf_str(&r->body), "[\n  \"pool1\",\n  \"pool2\",\n  \"pool3\"\n]");
+    resp_free(r);
+    r = req("GET", "/nope", NULL, NULL, NULL);
+    assert_int_equal(r->status, 404);
+    assert_string_equal(vmp_buf_str(&r->body), "{\n  \"ok\": false\n}");
+    resp_free(r);
+    seed_ready("pool3", "vmx");
+    r = req("POST", "/api/v3/vm/pool3", "", NULL, NULL);
+    assert_string_equal(vmp_buf_str(&r->body), "{\n"
+                                               "  \"ok\": true,\n"
+                                               "  \"pool3\": {\n"
+                                               "    \"hostname\": \"vmx.example.com\"\n"
+                                               "  }\n"
+                                               "}");
+    resp_free(r);
+}
+
+static void test_poolstat_totalrunning(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    expect_json(req("GET", "/api/v3/poolstat?pool=pool3,both", NULL, NULL, NULL), 200,
+                "{\"pools\":{\"pool1\":{\"max\":5,\"alias\":[\"both\"],\"ready\":1},"
+                "\"pool2\":{\"max\":0,\"alias\":\"both\",\"ready\":0},"
+                "\"pool3\":{\"max\":2,\"ready\":0}}}");
+    expect_json(req("GET", "/api/v3/poolstat?pool=unknown", NULL, NULL, NULL), 200,
+                "{\"pools\":{}}");
+    expect_json(req("GET", "/api/v3/totalrunning", NULL, NULL, NULL), 200, "{\"running\":0}");
+    expect_json(req("POST", "/api/v3/vm/pool1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool1\":{\"hostname\":\"vm1.example.com\"}}");
+    expect_json(req("GET", "/api/v3/totalrunning", NULL, NULL, NULL), 200, "{\"running\":1}");
+    /* a size override is what status and poolstat report */
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_override_set(st, VMP_OVERRIDE_POOLSIZE, "pool3", "7", &err), 0);
+    expect_json(req("GET", "/api/v3/poolstat?pool=pool3", NULL, NULL, NULL), 200,
+                "{\"pools\":{\"pool3\":{\"max\":7,\"ready\":0}}}");
+}
+
+static void test_summary(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1"); /* boot 300 s */
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_clone_done(st, "pool1", "vm1", 12.5, NULL, NOW, &err), 0);
+    assert_int_equal(vmp_store_vm_tag_set(st, "vm1", "team", "qa", NOW, &err), 0);
+    resp *r = req("GET", "/api/v3/summary", NULL, NULL, NULL);
+    assert_int_equal(r->status, 200);
+    json_t *j = body_json(r);
+    const char *order[] = {"daily", "boot", "clone", "tag"};
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) assert_string_equal(k, order[i++]);
+    json_t *want = json_loads("{\"duration\":{\"total\":300.0,\"pool\":{\"pool1\":{\"total\":300.0,"
+                              "\"min\":300.0,\"max\":300.0,\"average\":300.0}}},"
+                              "\"count\":{\"total\":1,\"pool\":{\"pool1\":{\"total\":1}}}}",
+                              0, NULL);
+    if (!json_equal(want, json_object_get(j, "boot")))
+        fail_msg("boot: %s", vmp_buf_str(&r->body));
+    json_decref(want);
+    want = json_loads("{\"team\":{\"qa\":1,\"total\":1}}", 0, NULL);
+    assert_true(json_equal(want, json_object_get(j, "tag")));
+    json_decref(want);
+    json_t *day = json_array_get(json_object_get(j, "daily"), 0);
+    assert_string_equal(json_string_value(json_object_get(day, "date")), TODAY);
+    json_decref(j);
+    resp_free(r);
+
+    r = req("GET", "/api/v3/summary/clone/count?from=2023-11-14", NULL, NULL, NULL);
+    j = body_json(r);
+    want = json_loads("{\"clone\":{\"count\":{\"total\":1,\"pool\":{\"pool1\":{\"total\":1}}}},"
+                      "\"daily\":[{\"date\":\"2023-11-14\",\"clone\":{\"count\":{\"total\":0}}},"
+                      "{\"date\":\"2023-11-15\",\"clone\":{\"count\":{\"total\":1,\"pool\":"
+                      "{\"pool1\":{\"total\":1}}}}}]}",
+                      0, NULL);
+    if (!json_equal(want, j))
+        fail_msg("summary/clone/count: %s", vmp_buf_str(&r->body));
+    json_decref(want);
+    json_decref(j);
+    resp_free(r);
+
+    r = req("GET", "/api/v3/summary?from=2023-1-1", NULL, NULL, NULL);
+    assert_int_equal(r->status, 400);
+    assert_string_equal(vmp_buf_str(&r->body),
+                        "Invalid date format '2023-1-1', must match YYYY-MM-DD.");
+    resp_free(r);
+    r = req("GET", "/api/v3/summary?from=2023-11-15&to=2023-11-01", NULL, NULL, NULL);
+    assert_int_equal(r->status, 400);
+    assert_string_equal(vmp_buf_str(&r->body),
+                        "Date range is invalid, 'to' cannot come before 'from'.");
+    resp_free(r);
+    r = req("GET", "/api/v3/summary?from=2030-01-01&to=2030-01-02", NULL, NULL, NULL);
+    assert_int_equal(r->status, 400);
+    assert_string_equal(vmp_buf_str(&r->body), "Date range is invalid, 'from' must be in the past.");
+    resp_free(r);
+    r = req("GET", "/api/v3/summary?from=2023-02-30", NULL, NULL, NULL);
+    assert_int_equal(r->status, 400);
+    resp_free(r);
+    expect_json(req("GET", "/api/v3/summary/bogus", NULL, NULL, NULL), 404, "{\"ok\":false}");
+}
+
+/* ---- checkout and return ------------------------------------------------------------------ */
+
+static void test_checkout_body(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    seed_ready("pool1", "vm2");
+    seed_ready("pool3", "vm3");
+    resp *r = req("POST", "/api/v3/vm", "{\"pool1\":\"2\",\"pool3\":1}", NULL, NULL);
+    assert_int_equal(r->status, 200);
+    json_t *j = body_json(r);
+    const char *k;
+    json_t *v;
+    const char *order[] = {"ok", "pool1", "pool3"};
+    size_t i = 0;
+    json_object_foreach(j, k, v) assert_string_equal(k, order[i++]);
+    json_t *h = json_object_get(json_object_get(j, "pool1"), "hostname");
+    assert_true(json_is_array(h));
+    assert_int_equal(json_array_size(h), 2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(j, "pool3"), "hostname")),
+        "vm3.example.com");
+    json_decref(j);
+    resp_free(r);
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 2);
+    assert_int_equal(count("pool1", VMP_VM_MIGRATING), 2);
+    assert_int_equal(count("pool1", VMP_VM_READY), 0);
+    char *co = vmfield("vm3", "checkout");
+    assert_string_equal(co, "2023-11-15 01:13:20 +0000");
+    free(co);
+    char *lt = vmfield("vm3", "lifetime");
+    assert_null(lt); /* no auth configured: no token fields, no lifetime */
+}
+
+static void test_checkout_all_or_nothing(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    seed_ready("pool3", "vm3");
+    /* pool3 has one VM: asking two fails and puts vm1 back */
+    expect_json(req("POST", "/api/v3/vm", "{\"pool1\":\"1\",\"pool3\":\"2\"}", NULL, NULL), 503,
+                "{\"ok\":false}");
+    assert_int_equal(count("pool1", VMP_VM_READY), 1);
+    assert_int_equal(count("pool3", VMP_VM_READY), 1);
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 0);
+    assert_int_equal(count("pool1", VMP_VM_MIGRATING), 0);
+    char *co = vmfield("vm1", "checkout");
+    assert_null(co);
+    /* path form: a+b+a counts occurrences */
+    expect_json(req("POST", "/api/v3/vm/pool3+pool1+pool3", NULL, NULL, NULL), 503,
+                "{\"ok\":false}");
+    assert_int_equal(count("pool3", VMP_VM_READY), 1);
+    expect_json(req("POST", "/api/v3/vm/pool3+pool1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool3\":{\"hostname\":\"vm3.example.com\"},"
+                "\"pool1\":{\"hostname\":\"vm1.example.com\"}}");
+}
+
+static void test_checkout_alias(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool2", "vm2");
+    /* "both" is an alias of pool1 (empty) and pool2: answered under the
+     * requested name */
+    expect_json(req("POST", "/api/v3/vm", "{\"both\":\"1\"}", NULL, NULL), 200,
+                "{\"ok\":true,\"both\":{\"hostname\":\"vm2.example.com\"}}");
+    expect_json(req("POST", "/api/v3/vm/both", NULL, NULL, NULL), 503, "{\"ok\":false}");
+}
+
+static void test_checkout_errors(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    struct {
+        const char *body;
+        long status;
+        const char *error;
+    } cases[] = {
+        {"[1]", 400, "Request body must be a JSON object"},
+        {"\"x\"", 400, "Request body must be a JSON object"},
+        {"{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{}}}}}}", 400, "Request body too complex"},
+        {"{\"pool.1\":\"1\"}", 400, "Invalid pool name format"},
+        {"{\"\":\"1\"}", 400, "Pool name is required"},
+        {"{\"pool1\":\"0\"}", 400, "VM count must be at least 1"},
+        {"{\"pool1\":101}", 400, "VM count must be at most 100"},
+        {"{\"pool1\":\"99999999999999999999\"}", 400, "VM count must be a valid integer"},
+        {"{\"pool1\":\"-1\"}", 400, "VM count must be a valid integer"},
+        {"{\"pool1\":1.5}", 400, "VM count must be a valid integer"},
+        {"{\"pool1\":null}", 400, "VM count is required"},
+    };
+    for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
+        resp *r = req("POST", "/api/v3/vm", cases[i].body, NULL, NULL);
+        json_t *j = body_json(r);
+        if (r->status != cases[i].status ||
+            strcmp(json_string_value(json_object_get(j, "error")) ?: "", cases[i].error) != 0)
+            fail_msg("%s: got %ld %s", cases[i].body, r->status, vmp_buf_str(&r->body));
+        assert_true(json_is_false(json_object_get(j, "ok")));
+        json_decref(j);
+        resp_free(r);
+    }
+    /* malformed JSON: 400 with an "Invalid JSON: ..." error */
+    resp *r = req("POST", "/api/v3/vm", "{\"pool1\":", NULL, NULL);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(vmp_buf_str(&r->body), "\"error\": \"Invalid JSON: "));
+    resp_free(r);
+    /* a body over 10 KiB */
+    char big[12000];
+    memset(big, ' ', sizeof(big));
+    memcpy(big, "{\"pool1\":1}", 11);
+    big[sizeof(big) - 1] = '\0';
+    expect_json(req("POST", "/api/v3/vm", big, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Request body too large\"}");
+    /* over the server's body limit: 413 */
+    char *huge = malloc(200000);
+    memset(huge, ' ', 199999);
+    huge[199999] = '\0';
+    huge[0] = '{';
+    huge[199998] = '}';
+    r = req("POST", "/api/v3/vm", huge, NULL, NULL);
+    free(huge);
+    assert_int_equal(r->status, 413);
+    resp_free(r);
+    /* empty body / empty object: 404; unknown pool: 404 */
+    expect_json(req("POST", "/api/v3/vm", "", NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/vm", "{}", NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/vm", "{\"nosuch\":1}", NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/vm/pool1+nosuch", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/vm/pool1%2", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Invalid path encoding\"}");
+    expect_json(req("POST", "/api/v3/vm/pool1%00", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Invalid path encoding\"}");
+    /* nothing moved */
+    assert_int_equal(count("pool1", VMP_VM_READY), 1);
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 0);
+}
+
+static void test_return(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    expect_json(req("POST", "/api/v3/vm/pool1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool1\":{\"hostname\":\"vm1.example.com\"}}");
+    expect_json(req("DELETE", "/api/v3/vm/vm1.example.com", NULL, NULL, NULL), 200,
+                "{\"ok\":true}");
+    assert_int_equal(count("pool1", VMP_VM_COMPLETED), 1);
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 0);
+    /* not running any more, unknown, malformed */
+    expect_json(req("DELETE", "/api/v3/vm/vm1", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("DELETE", "/api/v3/vm/nosuch", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("DELETE", "/api/v3/vm/bad_name", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Invalid hostname format\"}");
+}
+
+/* ---- VM details ---------------------------------------------------------------------------- */
+
+static void test_vm_get(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    expect_json(req("GET", "/api/v3/vm/vm1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"vm1\":{\"template\":\"pool1\",\"lifetime\":12,\"state\":"
+                "\"pending\",\"ip\":\"\",\"fqdn\":\"vm1.example.com\"}}");
+    vmp_err err0 = {0};
+    assert_int_equal(vmp_store_vm_mark_checked(st, "vm1", NOW, &err0), 0);
+    expect_json(req("GET", "/api/v3/vm/vm1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"vm1\":{\"template\":\"pool1\",\"lifetime\":12,\"state\":"
+                "\"ready\",\"ip\":\"\",\"fqdn\":\"vm1.example.com\"}}");
+    expect_json(req("POST", "/api/v3/vm/pool1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool1\":{\"hostname\":\"vm1.example.com\"}}");
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_vm_tag_set(st, "vm1", "team", "qa", NOW, &err), 0);
+    assert_int_equal(vmp_store_vm_snapshot_set(st, "vm1", "snap1", NOW, &err), 0);
+    assert_int_equal(vmp_store_vm_disk_add(st, "vm1", 8, &err), 0);
+    assert_int_equal(vmp_store_vm_disk_add(st, "vm1", 16, &err), 0);
+    assert_int_equal(vmp_store_vm_lifetime_set(st, "vm1", 3, &err), 0);
+    assert_int_equal(vmp_store_vm_set(st, "vm1", "host", "esx1", &err), 0);
+    vmp_clock_advance(clk, 1800);
+    expect_json(req("GET", "/api/v3/vm/vm1.example.com", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"vm1\":{\"template\":\"pool1\",\"lifetime\":3,\"running\":0.5,"
+                "\"remaining\":2.5,\"start_time\":\"2023-11-15T01:13:20+00:00\",\"end_time\":"
+                "\"2023-11-15T04:13:20+00:00\",\"state\":\"running\",\"tags\":{\"team\":\"qa\"},"
+                "\"snapshots\":[\"snap1\"],\"disk\":[\"+8gb\",\"+16gb\"],\"ip\":\"\",\"fqdn\":"
+                "\"vm1.example.com\",\"host\":\"esx1\"}}");
+    vmp_clock_set(clk, NOW);
+    expect_json(req("GET", "/api/v3/vm/nosuch", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("GET", "/api/v3/vm/-bad", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Invalid hostname format\"}");
+    char longname[300];
+    memset(longname, 'a', sizeof(longname));
+    memcpy(longname, "/api/v3/vm/", 11);
+    longname[sizeof(longname) - 1] = '\0';
+    expect_json(req("GET", longname, NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Hostname too long\"}");
+}
+
+static void test_vm_put(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    expect_json(req("PUT", "/api/v3/vm/vm1", "{\"lifetime\":\"10\",\"tags\":{\"team\":\"qa\"}}",
+                    NULL, NULL),
+                200, "{\"ok\":true}");
+    char *lt = vmfield("vm1", "lifetime");
+    assert_string_equal(lt, "10");
+    free(lt);
+    char *tag = vmfield("vm1", "tag:team");
+    assert_string_equal(tag, "qa");
+    free(tag);
+    vmp_strlist kv = {0};
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_daily_get(st, VMP_DAILY_TAG, TODAY, &kv, &err), 0);
+    assert_string_equal(vmp_store_kv_get(&kv, "vm1:team"), "qa");
+    vmp_strlist_clear(&kv);
+    expect_json(
+        req("PUT", "/api/v3/vm/vm1",
+            "{\"lifetime\":0,\"tags\":{\"bad key\":\"x\",\"ok\":\"<script>\"},\"foo\":\"bar\"}",
+            NULL, NULL),
+        400,
+        "{\"ok\":false,\"failure\":[\"Lifetime must be a positive integer (got 0)\","
+        "\"Invalid tag key format\",\"Tag value contains invalid characters\","
+        "\"Unknown argument bar.\"]}");
+    expect_json(req("PUT", "/api/v3/vm/vm1", "{\"lifetime\":100}", NULL, NULL), 400,
+                "{\"ok\":false,\"failure\":[\"You provided a lifetime (100) that exceeds the "
+                "configured maximum of 100.\"]}");
+    expect_json(req("PUT", "/api/v3/vm/vm1", "{\"tags\":\"x\"}", NULL, NULL), 400,
+                "{\"ok\":false,\"failure\":[\"You provided tags (\\\"x\\\") as something other "
+                "than a hash.\"]}");
+    resp *r = req("PUT", "/api/v3/vm/vm1", "nope", NULL, NULL);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(vmp_buf_str(&r->body), "\"error\": \"Invalid JSON: "));
+    resp_free(r);
+    expect_json(req("PUT", "/api/v3/vm/nosuch", "{}", NULL, NULL), 404, "{\"ok\":false}");
+}
+
+/* allowed_tags and tagfilter */
+static void test_tags_filtered(void **state)
+{
+    NEED_SERVER();
+    start_api("  allowed_tags:\n    - url\n    - team\n",
+              ":tagfilter:\n  url: '(.*)\\/'\n");
+    seed_ready("pool1", "vm1");
+    expect_json(req("PUT", "/api/v3/vm/vm1", "{\"tags\":{\"other\":\"x\"}}", NULL, NULL), 400,
+                "{\"ok\":false,\"failure\":[\"You provided unsuppored tags "
+                "({\\\"other\\\"=>\\\"x\\\"}).\"]}");
+    expect_json(req("PUT", "/api/v3/vm/vm1", "{\"tags\":{\"url\":\"foo.com/something.html\","
+                                             "\"team\":\"\"}}",
+                    NULL, NULL),
+                200, "{\"ok\":true}");
+    char *t = vmfield("vm1", "tag:url");
+    assert_string_equal(t, "foo.com");
+    free(t);
+    t = vmfield("vm1", "tag:team");
+    assert_null(t); /* empty values are not stored */
+}
+
+static void test_disk_snapshot(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    expect_json(req("POST", "/api/v3/vm/vm1/disk/8", NULL, NULL, NULL), 202,
+                "{\"ok\":true,\"vm1\":{\"disk\":\"+8gb\"}}");
+    char *vm = NULL, *arg = NULL;
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_task_pop(st, VMP_TASK_DISK, &vm, &arg, &err), 0);
+    assert_string_equal(vm, "vm1");
+    assert_string_equal(arg, "8");
+    free(vm);
+    free(arg);
+    vm = arg = NULL;
+    expect_json(req("POST", "/api/v3/vm/vm1/disk/0", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Disk size must be at least 1\"}");
+    expect_json(req("POST", "/api/v3/vm/vm1/disk/4096", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Disk size must be at most 2048\"}");
+    expect_json(req("POST", "/api/v3/vm/vm1/disk/x", NULL, NULL, NULL), 400,
+                "{\"ok\":false,\"error\":\"Disk size must be a valid integer\"}");
+    expect_json(req("POST", "/api/v3/vm/nosuch/disk/8", NULL, NULL, NULL), 404, "{\"ok\":false}");
+
+    resp *r = req("POST", "/api/v3/vm/vm1/snapshot", NULL, NULL, NULL);
+    assert_int_equal(r->status, 202);
+    json_t *j = body_json(r);
+    const char *snap = json_string_value(json_object_get(json_object_get(j, "vm1"), "snapshot"));
+    assert_non_null(snap);
+    assert_int_equal(strlen(snap), 32);
+    assert_true(snap[0] >= 'a' && snap[0] <= 'y');
+    assert_int_equal(vmp_store_task_pop(st, VMP_TASK_SNAPSHOT, &vm, &arg, &err), 0);
+    assert_string_equal(arg, snap);
+    free(vm);
+    free(arg);
+    vm = arg = NULL;
+    json_decref(j);
+    resp_free(r);
+    expect_json(req("POST", "/api/v3/vm/vm1/snapshot/snapX", NULL, NULL, NULL), 404,
+                "{\"ok\":false}");
+    assert_int_equal(vmp_store_vm_snapshot_set(st, "vm1", "snapX", NOW, &err), 0);
+    expect_json(req("POST", "/api/v3/vm/vm1/snapshot/snapX", NULL, NULL, NULL), 202,
+                "{\"ok\":true}");
+    assert_int_equal(vmp_store_task_pop(st, VMP_TASK_SNAPSHOT_REVERT, &vm, &arg, &err), 0);
+    assert_string_equal(arg, "snapX");
+    free(vm);
+    free(arg);
+    expect_json(req("POST", "/api/v3/vm/nosuch/snapshot", NULL, NULL, NULL), 404,
+                "{\"ok\":false}");
+}
+
+/* ---- tokens and auth ---------------------------------------------------------------------- */
+
+static const char *auth_yaml = ":auth:\n  provider: dummy\n";
+
+static void test_tokens(void **state)
+{
+    NEED_SERVER();
+    /* auth not configured: token routes are 404 */
+    expect_json(req("GET", "/api/v3/token", NULL, "u:p", NULL), 404, "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/token", NULL, "u:p", NULL), 404, "{\"ok\":false}");
+    start_api(NULL, auth_yaml);
+    /* dummy: the login fails when the password equals the user name */
+    resp *r = req("POST", "/api/v3/token", NULL, "alice:alice", NULL);
+    assert_int_equal(r->status, 401);
+    assert_true(has_header(r, "WWW-Authenticate: Basic realm=\"Authentication required\""));
+    resp_free(r);
+    expect_json(req("POST", "/api/v3/token", NULL, NULL, NULL), 401, "{\"ok\":false}");
+    expect_json(req("GET", "/api/v3/token", NULL, "alice:secret", NULL), 404, "{\"ok\":false}");
+    r = req("POST", "/api/v3/token", NULL, "alice:secret", NULL);
+    assert_int_equal(r->status, 200);
+    json_t *j = body_json(r);
+    char tok[64];
+    snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(j, "token")));
+    assert_int_equal(strlen(tok), 32);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+    resp_free(r);
+    vmp_strlist kv = {0};
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_token_get(st, tok, &kv, &err), 0);
+    assert_string_equal(vmp_store_kv_get(&kv, "user"), "alice");
+    assert_string_equal(vmp_store_kv_get(&kv, "created"), "2023-11-15 01:13:20 +0000");
+    vmp_strlist_clear(&kv);
+
+    char want[512];
+    snprintf(want, sizeof(want),
+             "{\"ok\":true,\"%s\":{\"created\":\"2023-11-15 01:13:20 +0000\",\"last\":\"never\"}}",
+             tok);
+    expect_json(req("GET", "/api/v3/token", NULL, "alice:secret", NULL), 200, want);
+
+    /* token details: only with the token itself or as its owner */
+    char path[128], hdr[128];
+    snprintf(path, sizeof(path), "/api/v3/token/%s", tok);
+    snprintf(hdr, sizeof(hdr), "X-AUTH-TOKEN: %s", tok);
+    expect_json(req("GET", path, NULL, NULL, NULL), 401, "{\"ok\":false}");
+    expect_json(req("GET", path, NULL, "bob:secret", NULL), 401, "{\"ok\":false}");
+    seed_ready("pool1", "vm1");
+    expect_json(req("POST", "/api/v3/vm/pool1", NULL, NULL, hdr, NULL), 200,
+                "{\"ok\":true,\"pool1\":{\"hostname\":\"vm1.example.com\"}}");
+    snprintf(want, sizeof(want),
+             "{\"ok\":true,\"%s\":{\"user\":\"alice\",\"created\":\"2023-11-15 01:13:20 +0000\","
+             "\"last\":\"2023-11-15 01:13:20 +0000\",\"vms\":{\"running\":[\"vm1\"]}}}",
+             tok);
+    expect_json(req("GET", path, NULL, NULL, hdr, NULL), 200, want);
+    expect_json(req("GET", path, NULL, "alice:secret", NULL), 200, want);
+    expect_json(req("GET", "/api/v3/token/nosuch", NULL, "alice:secret", NULL), 404,
+                "{\"ok\":false}");
+    /* checked-out VM got the token fields and vm_lifetime_auth */
+    char *f = vmfield("vm1", "token:user");
+    assert_string_equal(f, "alice");
+    free(f);
+    f = vmfield("vm1", "lifetime");
+    assert_string_equal(f, "2");
+    free(f);
+    /* returning it needs a valid token */
+    expect_json(req("DELETE", "/api/v3/vm/vm1", NULL, NULL, NULL), 401, "{\"ok\":false}");
+    expect_json(req("DELETE", "/api/v3/vm/vm1", NULL, NULL, "X-AUTH-TOKEN: wrong", NULL), 401,
+                "{\"ok\":false}");
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 1);
+    expect_json(req("DELETE", "/api/v3/vm/vm1", NULL, NULL, hdr, NULL), 200, "{\"ok\":true}");
+    /* a bad token at checkout is refused before anything moves */
+    seed_ready("pool1", "vm2");
+    expect_json(req("POST", "/api/v3/vm/pool1", NULL, NULL, "X-AUTH-TOKEN: wrong", NULL), 401,
+                "{\"ok\":false}");
+    assert_int_equal(count("pool1", VMP_VM_READY), 1);
+    /* lifetime changes need a token */
+    expect_json(req("PUT", "/api/v3/vm/vm2", "{\"lifetime\":3}", NULL, NULL), 401,
+                "{\"ok\":false}");
+    expect_json(req("PUT", "/api/v3/vm/vm2", "{\"lifetime\":3}", NULL, hdr, NULL), 200,
+                "{\"ok\":true}");
+    expect_json(req("POST", "/api/v3/vm/vm2/disk/8", NULL, NULL, NULL), 401, "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/vm/vm2/snapshot", NULL, NULL, NULL), 401, "{\"ok\":false}");
+    /* only the owner deletes a token */
+    expect_json(req("DELETE", path, NULL, "bob:secret", NULL), 401, "{\"ok\":false}");
+    expect_json(req("DELETE", path, NULL, "alice:secret", NULL), 200, "{\"ok\":true}");
+    expect_json(req("DELETE", path, NULL, "alice:secret", NULL), 404, "{\"ok\":false}");
+}
+
+static void test_dummy_auth_needs_debug(void **state)
+{
+    NEED_SERVER();
+    unsetenv("VMPOOLER_DEBUG");
+    start_api(NULL, auth_yaml);
+    setenv("VMPOOLER_DEBUG", "1", 1);
+    expect_json(req("POST", "/api/v3/token", NULL, "alice:secret", NULL), 401, "{\"ok\":false}");
+}
+
+/* ---- config endpoints ---------------------------------------------------------------------- */
+
+static void test_config(void **state)
+{
+    NEED_SERVER();
+    resp *r = req("GET", "/api/v3/config", NULL, NULL, NULL);
+    assert_int_equal(r->status, 200);
+    json_t *j = body_json(r);
+    json_t *p0 = json_array_get(json_object_get(j, "pool_configuration"), 0);
+    assert_string_equal(json_string_value(json_object_get(p0, "name")), "pool1");
+    assert_int_equal(json_integer_value(json_object_get(p0, "size")), 5);
+    assert_true(json_is_false(json_object_get(p0, "template_ready")));
+    assert_true(json_is_true(json_object_get(json_object_get(j, "status"), "ok")));
+    json_decref(j);
+    resp_free(r);
+
+    expect_json(req("POST", "/api/v3/config/poolsize", "{\"pool1\":\"3\"}", NULL, NULL), 201,
+                "{\"ok\":true}");
+    expect_json(req("POST", "/api/v3/config/poolsize", "{\"pool1\":\"3\"}", NULL, NULL), 200,
+                "{\"ok\":true}");
+    vmp_err err = {0};
+    char *v = NULL;
+    assert_int_equal(vmp_store_override_get(st, VMP_OVERRIDE_POOLSIZE, "pool1", &v, &err), 0);
+    assert_string_equal(v, "3");
+    free(v);
+    v = NULL;
+    expect_json(req("POST", "/api/v3/config/poolsize", "{\"pool1\":\"x\",\"nosuch\":1,"
+                                                        "\"pool3\":-1}",
+                    NULL, NULL),
+                400, "{\"ok\":false,\"not_configured\":[\"pool1\",\"nosuch\",\"pool3\"]}");
+    expect_json(req("POST", "/api/v3/config/poolsize", "{bad", NULL, NULL), 400,
+                "{\"ok\":false,\"message\":\"JSON payload could not be parsed\"}");
+    expect_json(req("DELETE", "/api/v3/config/poolsize/pool1", NULL, NULL, NULL), 201,
+                "{\"ok\":true,\"pool_size_before_reset\":3,\"pool_size_before_overrides\":5}");
+    bool has = false;
+    assert_int_equal(vmp_store_pool_request_has(st, VMP_POOLREQ_UNDO_SIZE, "pool1", &has, &err), 0);
+    assert_true(has);
+    expect_json(req("DELETE", "/api/v3/config/poolsize/pool1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool_size_before_reset\":5,\"pool_size_before_overrides\":5}");
+    expect_json(req("DELETE", "/api/v3/config/poolsize/nosuch", NULL, NULL, NULL), 404,
+                "{\"ok\":false}");
+
+    expect_json(req("POST", "/api/v3/config/pooltemplate", "{\"pool1\":\"templates/new\"}", NULL,
+                    NULL),
+                201, "{\"ok\":true}");
+    expect_json(req("POST", "/api/v3/config/pooltemplate", "{\"pool1\":\"/bad/\"}", NULL, NULL),
+                400, "{\"ok\":false,\"bad_templates\":[\"pool1\",\"pool1\"]}");
+    expect_json(req("DELETE", "/api/v3/config/pooltemplate/pool1", NULL, NULL, NULL), 201,
+                "{\"ok\":true,\"template_before_reset\":\"templates/new\","
+                "\"template_before_overrides\":\"templates/pool1\"}");
+    expect_json(req("POST", "/api/v3/config/clonetarget", "{\"pool1\":\"cluster2\"}", NULL, NULL),
+                201, "{\"ok\":true}");
+    expect_json(req("POST", "/api/v3/config/clonetarget", "{\"pool1\":\"cluster2\"}", NULL, NULL),
+                200, "{\"ok\":true}");
+    expect_json(req("POST", "/api/v3/config/clonetarget", "{\"nosuch\":\"c\"}", NULL, NULL), 400,
+                "{\"ok\":false,\"bad_templates\":[\"nosuch\"]}");
+    expect_json(req("POST", "/api/v3/poolreset", "{\"pool1\":1,\"pool3\":\"x\"}", NULL, NULL), 201,
+                "{\"ok\":true}");
+    assert_int_equal(vmp_store_pool_request_has(st, VMP_POOLREQ_RESET, "pool3", &has, &err), 0);
+    assert_true(has);
+    expect_json(req("POST", "/api/v3/poolreset", "{\"nosuch\":1}", NULL, NULL), 400,
+                "{\"ok\":false,\"bad_pools\":[\"nosuch\"]}");
+    expect_json(req("POST", "/api/v3/poolreset", "{x", NULL, NULL), 400,
+                "{\"ok\":false,\"message\":\"JSON payload could not be parsed\"}");
+    expect_json(req("POST", "/api/v3/poolreset", "null", NULL, NULL), 404, "{\"ok\":false}");
+}
+
+static void test_config_gated(void **state)
+{
+    NEED_SERVER();
+    start_api("  experimental_features: false\n", NULL);
+    expect_json(req("POST", "/api/v3/config/poolsize", "{\"pool1\":\"3\"}", NULL, NULL), 405,
+                "{\"ok\":false}");
+    expect_json(req("DELETE", "/api/v3/config/pooltemplate/pool1", NULL, NULL, NULL), 405,
+                "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/poolreset", "{\"pool1\":1}", NULL, NULL), 405,
+                "{\"ok\":false}");
+}
+
+static void test_full_config_redacted(void **state)
+{
+    NEED_SERVER();
+    start_api(NULL, ":auth:\n  provider: ldap\n  :ldap:\n    host: h\n    "
+                    "service_account_hash:\n      :user_dn: cn=svc\n      :password: hunter2\n");
+    resp *r = req("GET", "/api/v3/full_config", NULL, NULL, NULL);
+    assert_int_equal(r->status, 200);
+    assert_null(strstr(vmp_buf_str(&r->body), "hunter2"));
+    assert_non_null(strstr(vmp_buf_str(&r->body), "cn=svc"));
+    resp_free(r);
+}
+
+/* ---- on-demand ----------------------------------------------------------------------------- */
+
+static void test_ondemand(void **state)
+{
+    NEED_SERVER();
+    resp *r = req("POST", "/api/v3/ondemandvm", "{\"pool1\":\"2\",\"both\":1}", NULL, NULL);
+    assert_int_equal(r->status, 201);
+    json_t *j = body_json(r);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "request_id")));
+    assert_int_equal(strlen(id), 36);
+    json_decref(j);
+    resp_free(r);
+    vmp_strlist kv = {0};
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_od_request_get(st, id, &kv, &err), 0);
+    const char *requested = vmp_store_kv_get(&kv, "requested");
+    assert_non_null(requested);
+    assert_non_null(strstr(requested, "pool1:pool1:2"));
+    assert_true(strstr(requested, "both:pool1:1") || strstr(requested, "both:pool2:1"));
+    vmp_strlist_clear(&kv);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v3/ondemandvm/%s", id);
+    r = req("GET", path, NULL, NULL, NULL);
+    assert_int_equal(r->status, 202);
+    j = body_json(r);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "pool1"), "pending")),
+                        "2");
+    json_decref(j);
+    resp_free(r);
+
+    expect_json(req("POST", "/api/v3/ondemandvm", "{\"pool1\":1,\"request_id\":\"req1\"}", NULL,
+                    NULL),
+                201, "{\"ok\":true,\"request_id\":\"req1\"}");
+    expect_json(req("POST", "/api/v3/ondemandvm", "{\"pool1\":1,\"request_id\":\"req1\"}", NULL,
+                    NULL),
+                409,
+                "{\"ok\":false,\"request_id\":\"req1\",\"message\":\"request_id 'req1' has "
+                "already been created\"}");
+    expect_json(req("POST", "/api/v3/ondemandvm", "{\"pool1\":6}", NULL, NULL), 403,
+                "{\"ok\":false,\"message\":\"requested amount of instances exceeds the maximum "
+                "5\"}");
+    expect_json(req("POST", "/api/v3/ondemandvm", "{\"nosuch\":1,\"pool1\":1}", NULL, NULL), 404,
+                "{\"ok\":false,\"bad_templates\":[\"nosuch\"]}");
+    expect_json(req("POST", "/api/v3/ondemandvm", "{nope", NULL, NULL), 400,
+                "{\"ok\":false,\"message\":\"JSON payload could not be parsed\"}");
+    r = req("POST", "/api/v3/ondemandvm/pool3+pool3", NULL, NULL, NULL);
+    assert_int_equal(r->status, 201);
+    j = body_json(r);
+    assert_int_equal(vmp_store_od_request_get(st, json_string_value(json_object_get(j, "request_id")),
+                                              &kv, &err),
+                     0);
+    assert_string_equal(vmp_store_kv_get(&kv, "requested"), "pool3:pool3:2");
+    vmp_strlist_clear(&kv);
+    json_decref(j);
+    resp_free(r);
+}
+
+static void test_ondemand_states(void **state)
+{
+    NEED_SERVER();
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_od_request_create(st, "r1", "pool1:pool1:1", NULL, NULL, NOW, &err),
+                     0);
+    /* the manager fills it: a clone for the request becomes running */
+    assert_int_equal(vmp_store_clone_start(st, "pool1", "odvm", "example.com", "r1", "pool1", NOW,
+                                           &err),
+                     0);
+    assert_int_equal(vmp_store_pending_ready(st, "pool1", "odvm", 0, NOW, NULL, NULL, &err), 0);
+    expect_json(req("GET", "/api/v3/ondemandvm/r1", NULL, NULL, NULL), 202,
+                "{\"ok\":true,\"request_id\":\"r1\",\"ready\":false,\"pool1\":{\"ready\":\"1\","
+                "\"pending\":\"0\"}}");
+    bool ready = false;
+    assert_int_equal(vmp_store_od_request_check_ready(st, "r1", &ready, &err), 0);
+    assert_true(ready);
+    expect_json(req("GET", "/api/v3/ondemandvm/r1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"request_id\":\"r1\",\"ready\":true,\"pool1\":{\"hostname\":"
+                "[\"odvm.example.com\"]}}");
+    expect_json(req("DELETE", "/api/v3/ondemandvm/r1", NULL, NULL, NULL), 200, "{\"ok\":true}");
+    assert_int_equal(count("pool1", VMP_VM_COMPLETED), 1);
+    expect_json(req("DELETE", "/api/v3/ondemandvm/r1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"message\":\"the request has already been deleted\"}");
+    expect_json(req("GET", "/api/v3/ondemandvm/r1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"request_id\":\"r1\",\"ready\":false,\"message\":\"The request "
+                "has been deleted\"}");
+    expect_json(req("GET", "/api/v3/ondemandvm/zz", NULL, NULL, NULL), 404,
+                "{\"ok\":false,\"message\":\"no request found for request_id 'zz'\"}");
+    expect_json(req("DELETE", "/api/v3/ondemandvm/zz", NULL, NULL, NULL), 404,
+                "{\"ok\":false,\"message\":\"no request found for request_id 'zz'\"}");
+}
+
+/* ---- routing, methods, limiter ---------------------------------------------------------------- */
+
+static void test_routing(void **state)
+{
+    NEED_SERVER();
+    resp *r = req("GET", "/", NULL, NULL, NULL);
+    assert_int_equal(r->status, 302);
+    assert_true(has_header(r, "Location: /dashboard/"));
+    resp_free(r);
+    expect_json(req("GET", "/healthcheck", NULL, NULL, NULL), 200, "{\"ok\":true}");
+    expect_json(req("PATCH", "/api/v3/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("DELETE", "/api/v3/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("GET", "/api/v1/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("GET", "/api/v3", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("GET", "/api/v3x/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("PUT", "/api/v3/vm", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    expect_json(req("GET", "/api/v3/vm/a/b/c/d/e", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    r = req("HEAD", "/api/v3/status", NULL, NULL, NULL);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
+    /* a percent-encoded path segment is decoded */
+    expect_json(req("GET", "/api/v3/poolstat%2F", NULL, NULL, NULL), 404, "{\"ok\":false}");
+}
+
+static void test_rate_limit(void **state)
+{
+    NEED_SERVER();
+    start_api("  rate_limiting_enabled: true\n",
+              ":rate_limits:\n  global_per_ip:\n    limit: 3\n    period: 60\n"
+              "  vm_creation:\n    limit: 1\n    period: 30\n");
+    for (int i = 0; i < 3; i++)
+        expect_json(req("GET", "/api/v3/totalrunning", NULL, NULL, NULL), 200, "{\"running\":0}");
+    resp *r = req("GET", "/api/v3/totalrunning", NULL, NULL, NULL);
+    assert_int_equal(r->status, 429);
+    assert_true(has_header(r, "X-RateLimit-Limit: 3"));
+    assert_true(has_header(r, "X-RateLimit-Remaining: 0"));
+    assert_true(has_header(r, "Retry-After: 60"));
+    json_t *j = body_json(r);
+    json_t *want = json_loads(
+        "{\"ok\":false,\"error\":\"Rate limit exceeded\",\"limit\":3,\"period\":60,"
+        "\"retry_after\":60}",
+        0, NULL);
+    assert_true(json_equal(want, j));
+    json_decref(want);
+    json_decref(j);
+    resp_free(r);
+    /* other classes count apart */
+    expect_json(req("POST", "/api/v3/vm/nosuch", NULL, NULL, NULL), 404, "{\"ok\":false}");
+    r = req("POST", "/api/v3/vm/nosuch", NULL, NULL, NULL);
+    assert_int_equal(r->status, 429);
+    assert_true(has_header(r, "Retry-After: 30"));
+    resp_free(r);
+}
+
+/* ---- concurrency ------------------------------------------------------------------------------ */
+
+#define NCLIENTS 8
+#define NVMS 60
+
+typedef struct worker {
+    int port;
+    int got;
+    char names[NVMS][64];
+} worker;
+
+static void *client(void *ud)
+{
+    worker *w = ud;
+    tport = w->port;
+    for (int i = 0; i < NVMS; i++) {
+        resp *r = req("POST", "/api/v3/vm", "{\"pool1\":1,\"pool3\":1}", NULL, NULL);
+        if (r->status == 200) {
+            json_t *j = body_json(r);
+            const char *a =
+                json_string_value(json_object_get(json_object_get(j, "pool1"), "hostname"));
+            const char *b =
+                json_string_value(json_object_get(json_object_get(j, "pool3"), "hostname"));
+            if (a && b && w->got + 2 <= NVMS) {
+                snprintf(w->names[w->got++], 64, "%s", a);
+                snprintf(w->names[w->got++], 64, "%s", b);
+            }
+            json_decref(j);
+        }
+        resp_free(r);
+    }
+    return NULL;
+}
+
+/* 8 clients at once on two servers sharing one Redis: every VM is handed
+ * out at most once and every checkout takes from both pools or none. */
+static void test_concurrent_checkout(void **state)
+{
+    NEED_SERVER();
+    char vm[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(vm, sizeof(vm), "a%02d", i);
+        seed_ready("pool1", vm);
+    }
+    for (int i = 0; i < 25; i++) {
+        snprintf(vm, sizeof(vm), "b%02d", i);
+        seed_ready("pool3", vm);
+    }
+    vmp_api *second = NULL;
+    vmp_err err = {0};
+    vmp_api_opts ao = {.config = cfg, .store = &sopts, .listen_port = VMP_API_PORT_ANY,
+                       .threads = 2, .clock = clk};
+    assert_int_equal(vmp_api_new(&ao, &second, &err), 0);
+    assert_int_equal(vmp_api_start(second, &err), 0);
+    int ports[2] = {port, vmp_api_port(second)};
+    pthread_t th[NCLIENTS];
+    worker *ws = calloc(NCLIENTS, sizeof(*ws));
+    for (int i = 0; i < NCLIENTS; i++) {
+        ws[i].port = ports[i % 2];
+        pthread_create(&th[i], NULL, client, &ws[i]);
+    }
+    for (int i = 0; i < NCLIENTS; i++)
+        pthread_join(th[i], NULL);
+    int total = 0;
+    for (int i = 0; i < NCLIENTS; i++)
+        for (int k = 0; k < ws[i].got; k++) {
+            total++;
+            for (int j = 0; j < NCLIENTS; j++)
+                for (int l = 0; l < ws[j].got; l++)
+                    if ((i != j || k != l) && !strcmp(ws[i].names[k], ws[j].names[l]))
+                        fail_msg("%s handed out twice", ws[i].names[k]);
+        }
+    /* pool3 has 25 VMs, so exactly 25 pairs succeed */
+    assert_int_equal(total, 50);
+    assert_int_equal(count("pool3", VMP_VM_READY), 0);
+    assert_int_equal(count("pool3", VMP_VM_RUNNING), 25);
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 25);
+    assert_int_equal(count("pool1", VMP_VM_READY), 15);
+    free(ws);
+    vmp_api_free(second);
+}
+
+static void test_listen_parse(void **state)
+{
+    char *host = NULL;
+    int p = 0;
+    vmp_err err = {0};
+    assert_int_equal(vmp_api_parse_listen("0.0.0.0:8080", &host, &p, &err), 0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(p, 8080);
+    free(host);
+    host = NULL;
+    assert_int_equal(vmp_api_parse_listen("[::1]:99", &host, &p, &err), 0);
+    assert_string_equal(host, "::1");
+    free(host);
+    host = NULL;
+    assert_int_equal(vmp_api_parse_listen("4567", &host, &p, &err), 0);
+    assert_null(host);
+    assert_int_equal(p, 4567);
+    assert_int_equal(vmp_api_parse_listen(":4568", &host, &p, &err), 0);
+    assert_null(host);
+    assert_int_equal(vmp_api_parse_listen("h:0", &host, &p, &err), VMP_EINVAL);
+    assert_int_equal(vmp_api_parse_listen("h:x", &host, &p, &err), VMP_EINVAL);
+    assert_int_equal(vmp_api_parse_listen("::1:80", &host, &p, &err), VMP_EINVAL);
+}
+
+static void test_bind_error(void **state)
+{
+    NEED_SERVER();
+    vmp_api *other = NULL;
+    vmp_err err = {0};
+    vmp_api_opts ao = {.config = cfg, .store = &sopts, .listen_port = port};
+    assert_int_equal(vmp_api_new(&ao, &other, &err), 0);
+    assert_int_equal(vmp_api_start(other, &err), VMP_EIO);
+    assert_non_null(strstr(err.msg, "Address already in use"));
+    vmp_api_free(other);
+}
+
+static void test_redis_down(void **state)
+{
+    NEED_SERVER();
+    vmp_test_redis_kill(srv);
+    resp *r = req("GET", "/api/v3/totalrunning", NULL, NULL, NULL);
+    assert_int_equal(r->status, 503);
+    json_t *j = body_json(r);
+    assert_true(json_is_false(json_object_get(j, "ok")));
+    json_decref(j);
+    resp_free(r);
+    char msg[256];
+    assert_int_equal(vmp_test_redis_restart(srv, msg, sizeof(msg)), 0);
+    /* the next request reconnects */
+    expect_json(req("GET", "/api/v3/totalrunning", NULL, NULL, NULL), 200, "{\"running\":0}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test_setup(test_status, each),
+        cmocka_unit_test_setup(test_pretty_printing, each),
+        cmocka_unit_test_setup(test_poolstat_totalrunning, each),
+        cmocka_unit_test_setup(test_summary, each),
+        cmocka_unit_test_setup(test_checkout_body, each),
+        cmocka_unit_test_setup(test_checkout_all_or_nothing, each),
+        cmocka_unit_test_setup(test_checkout_alias, each),
+        cmocka_unit_test_setup(test_checkout_errors, each),
+        cmocka_unit_test_setup(test_return, each),
+        cmocka_unit_test_setup(test_vm_get, each),
+        cmocka_unit_test_setup(test_vm_put, each),
+        cmocka_unit_test_setup(test_tags_filtered, each),
+        cmocka_unit_test_setup(test_disk_snapshot, each),
+        cmocka_unit_test_setup(test_tokens, each),
+        cmocka_unit_test_setup(test_dummy_auth_needs_debug, each),
+        cmocka_unit_test_setup(test_config, each),
+        cmocka_unit_test_setup(test_config_gated, each),
+        cmocka_unit_test_setup(test_full_config_redacted, each),
+        cmocka_unit_test_setup(test_ondemand, each),
+        cmocka_unit_test_setup(test_ondemand_states, each),
+        cmocka_unit_test_setup(test_routing, each),
+        cmocka_unit_test_setup(test_rate_limit, each),
+        cmocka_unit_test_setup(test_concurrent_checkout, each),
+        cmocka_unit_test_setup(test_bind_error, each),
+        cmocka_unit_test_setup(test_redis_down, each),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
