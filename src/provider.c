@@ -496,7 +496,12 @@ int vmp_provider_vms_in_pool(vmp_provider *p, const char *pool, vmp_strlist *out
         return bad_args(p, err, "vms_in_pool", "no output list");
     if (!p->ops->vms_in_pool)
         return not_supported(p, err, "vms_in_pool");
-    return finish(p, p->ops->vms_in_pool(p->self, pool, out, err), err, "vms_in_pool");
+    size_t had = out->n;
+    rc = finish(p, p->ops->vms_in_pool(p->self, pool, out, err), err, "vms_in_pool");
+    /* A failed listing adds nothing, not half a list. */
+    while (rc != 0 && out->n > had)
+        vmp_strlist_remove(out, out->n - 1);
+    return rc;
 }
 
 int vmp_provider_get_vm(vmp_provider *p, const char *pool, const char *vm, vmp_vm_info *out,

@@ -171,6 +171,7 @@ void vmp_provider_log(const vmp_provider *p, vmp_log_level level, const char *po
 /* ---- calls (what the engine uses) ---------------------------------------
  * Each checks its arguments, turns a NULL op into VMP_ENOTSUP, and makes sure
  * err carries a message on failure. */
+/* Appends the names to out; on failure out is left as it was. */
 int vmp_provider_vms_in_pool(vmp_provider *p, const char *pool, vmp_strlist *out, vmp_err *err);
 int vmp_provider_get_vm(vmp_provider *p, const char *pool, const char *vm, vmp_vm_info *out,
                         vmp_err *err);

@@ -649,8 +649,11 @@ static void test_mock_scripting(void **state)
     /* The next N calls of any VM of one pool. */
     assert_int_equal(vmp_mock_fail(m, VMP_MOCK_VMS_IN_POOL, "pool-a", NULL, 2, VMP_EIO, "down"), 0);
     vmp_strlist l = VMP_STRLIST_INIT;
-    assert_int_equal(vmp_provider_vms_in_pool(p, "pool-b", &l, &err), 0);
+    assert_int_equal(vmp_strlist_push(&l, "kept"), 0);
     assert_int_equal(vmp_provider_vms_in_pool(p, "pool-a", &l, &err), VMP_EIO);
+    assert_int_equal(l.n, 1); /* a failure appends nothing */
+    vmp_strlist_clear(&l);
+    assert_int_equal(vmp_provider_vms_in_pool(p, "pool-b", &l, &err), 0);
     assert_int_equal(vmp_provider_vms_in_pool(p, "pool-a", &l, &err), VMP_EIO);
     assert_int_equal(vmp_provider_vms_in_pool(p, "pool-a", &l, &err), 0);
     assert_int_equal(l.n, 2);
@@ -728,7 +731,8 @@ static void test_mock_scripting(void **state)
     assert_int_equal(vmp_mock_call_log(m, &log), 0);
     assert_string_equal(log.v[0], "create_vm pool-a vm2");
     assert_string_equal(log.v[2], "create_vm pool-a vm1");
-    assert_string_equal(log.v[3], "vms_in_pool pool-b");
+    assert_string_equal(log.v[3], "vms_in_pool pool-a");
+    assert_string_equal(log.v[4], "vms_in_pool pool-b");
     vmp_strlist_clear(&log);
     vmp_mock_reset_calls(m);
     assert_int_equal(vmp_mock_calls(m, VMP_MOCK_CREATE_VM), 0);
