@@ -22,6 +22,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "api/api.h"
 #include "clock.h"
@@ -141,8 +147,11 @@ static int setup(void **state)
     return 0;
 }
 
+static void slapd_stop(void);
+
 static int teardown(void **state)
 {
+    slapd_stop();
     vmp_api_free(api);
     vmp_config_free(cfg);
     vmp_store_free(st);
@@ -1254,6 +1263,186 @@ static void test_redis_down(void **state)
     expect_json(req("GET", "/api/v3/totalrunning", NULL, NULL, NULL), 200, "{\"running\":0}");
 }
 
+/* ---- LDAP against a real slapd ------------------------------------------------------------- */
+
+static const char *slapd_conf =
+    "include /etc/ldap/schema/core.schema\n"
+    "include /etc/ldap/schema/cosine.schema\n"
+    "include /etc/ldap/schema/inetorgperson.schema\n"
+    "modulepath /usr/lib/ldap\n"
+    "moduleload back_mdb\n"
+    "pidfile %s/slapd.pid\n"
+    "database mdb\n"
+    "maxsize 10485760\n"
+    "suffix \"dc=example,dc=com\"\n"
+    "rootdn \"cn=admin,dc=example,dc=com\"\n"
+    "rootpw adminpw\n"
+    "directory %s/db\n";
+
+static const char *slapd_ldif =
+    "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: Example\n"
+    "dc: example\n\n"
+    "dn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n"
+    "dn: ou=staff,dc=example,dc=com\nobjectClass: organizationalUnit\nou: staff\n\n"
+    "dn: uid=alice,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: alice\n"
+    "cn: Alice\nsn: A\nuserPassword: alicepw\n\n"
+    "dn: cn=bob,ou=staff,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: bob\nsn: B\n"
+    "uid: bobby\nuserPassword: bobpw\n\n"
+    "dn: cn=svc,dc=example,dc=com\nobjectClass: inetOrgPerson\ncn: svc\nsn: S\n"
+    "userPassword: svcpw\n";
+
+static pid_t slapd_pid = -1;
+static int slapd_port;
+static char slapd_dir[64];
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Starts slapd on 127.0.0.1:<free port> with a throwaway directory; false
+ * (with skip_msg set) when slapd is not installed. */
+static bool slapd_start(void)
+{
+    if (access("/usr/sbin/slapd", X_OK) != 0 || access("/usr/sbin/slapadd", X_OK) != 0) {
+        snprintf(skip_msg, sizeof(skip_msg), "slapd not installed");
+        return false;
+    }
+    snprintf(slapd_dir, sizeof(slapd_dir), "/tmp/vmp-test-slapd-XXXXXX");
+    assert_non_null(mkdtemp(slapd_dir));
+    char path[256], cmd[1024], conf[2048];
+    snprintf(path, sizeof(path), "%s/db", slapd_dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(conf, sizeof(conf), slapd_conf, slapd_dir, slapd_dir);
+    snprintf(path, sizeof(path), "%s/slapd.conf", slapd_dir);
+    write_file(path, conf);
+    snprintf(path, sizeof(path), "%s/data.ldif", slapd_dir);
+    write_file(path, slapd_ldif);
+    snprintf(cmd, sizeof(cmd), "/usr/sbin/slapadd -f %s/slapd.conf -l %s/data.ldif >%s/slapadd.log 2>&1",
+             slapd_dir, slapd_dir, slapd_dir);
+    assert_int_equal(system(cmd), 0);
+    slapd_port = free_port();
+    assert_true(slapd_port > 0);
+    char url[64], cf[256];
+    snprintf(url, sizeof(url), "ldap://127.0.0.1:%d/", slapd_port);
+    snprintf(cf, sizeof(cf), "%s/slapd.conf", slapd_dir);
+    slapd_pid = fork();
+    assert_true(slapd_pid >= 0);
+    if (slapd_pid == 0) {
+        /* -d keeps it in the foreground, so the pid is ours to stop */
+        execl("/usr/sbin/slapd", "slapd", "-f", cf, "-h", url, "-d", "0", (char *)NULL);
+        _exit(127);
+    }
+    /* wait until it accepts connections */
+    for (int i = 0; i < 100; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)slapd_port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        if (ok)
+            return true;
+        usleep(50000);
+    }
+    fail_msg("slapd did not start (see %s)", slapd_dir);
+    return false;
+}
+
+static void slapd_stop(void)
+{
+    if (slapd_pid > 0) {
+        kill(slapd_pid, SIGTERM);
+        waitpid(slapd_pid, NULL, 0);
+        slapd_pid = -1;
+    }
+    if (slapd_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", slapd_dir);
+        if (system(cmd) != 0)
+            print_message("could not remove %s\n", slapd_dir);
+        slapd_dir[0] = '\0';
+    }
+}
+
+static void ldap_api(const char *ldap_yaml)
+{
+    char top[2048];
+    snprintf(top, sizeof(top), ":auth:\n  provider: ldap\n  :ldap:\n    host: 127.0.0.1\n"
+                               "    port: %d\n%s",
+             slapd_port, ldap_yaml);
+    start_api(NULL, top);
+}
+
+static long login(const char *userpwd)
+{
+    resp *r = req("GET", "/api/v3/token", NULL, userpwd, NULL);
+    long s = r->status;
+    resp_free(r);
+    return s;
+}
+
+static void test_ldap(void **state)
+{
+    NEED_SERVER();
+    if (!slapd_start()) {
+        print_message("skipped: %s\n", skip_msg);
+        skip();
+    }
+    /* several bases and user objects, direct bind, no TLS */
+    ldap_api("    base:\n      - ou=people,dc=example,dc=com\n      - ou=staff,dc=example,dc=com\n"
+             "    user_object:\n      - uid\n      - cn\n    encryption:\n      method: plain\n");
+    /* no token yet: 404 after a successful login, 401 on a failed one */
+    expect_json(req("GET", "/api/v3/token", NULL, "alice:alicepw", NULL), 404, "{\"ok\":false}");
+    assert_int_equal(login("alice:wrong"), 401);
+    assert_int_equal(login("bob:bobpw"), 404);          /* cn=bob under the second base */
+    assert_int_equal(login("bob:alicepw"), 401);
+    assert_int_equal(login("alice:"), 401);              /* no anonymous bind */
+    assert_int_equal(login("alice,ou=people:alicepw"), 401); /* DN injection is escaped */
+    assert_int_equal(login("nobody:x"), 401);
+    resp *r = req("POST", "/api/v3/token", NULL, "alice:alicepw", NULL);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
+    assert_int_equal(login("alice:alicepw"), 200);
+
+    /* service account: bind, search (uid=<login>), bind as the entry */
+    ldap_api("    base: dc=example,dc=com\n    user_object: uid\n    encryption:\n"
+             "      method: plain\n    service_account_hash:\n"
+             "      :user_dn: cn=svc,dc=example,dc=com\n      :password: svcpw\n");
+    assert_int_equal(login("bobby:bobpw"), 404);
+    assert_int_equal(login("alice:alicepw"), 200);
+    assert_int_equal(login("bobby:wrong"), 401);
+    assert_int_equal(login("*:bobpw"), 401); /* filter injection is escaped */
+    ldap_api("    base: dc=example,dc=com\n    user_object: uid\n    encryption:\n"
+             "      method: plain\n    service_account_hash:\n"
+             "      :user_dn: cn=svc,dc=example,dc=com\n      :password: nope\n");
+    assert_int_equal(login("bobby:bobpw"), 401);
+
+    /* vmpooler's default is STARTTLS: against a server without TLS the login
+     * fails rather than going on in clear text */
+    ldap_api("    base: ou=people,dc=example,dc=com\n    user_object: uid\n");
+    assert_int_equal(login("alice:alicepw"), 401);
+    slapd_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1283,6 +1472,7 @@ int main(void)
         cmocka_unit_test_setup(test_concurrent_checkout, each),
         cmocka_unit_test_setup(test_bind_error, each),
         cmocka_unit_test_setup(test_redis_down, each),
+        cmocka_unit_test_setup(test_ldap, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
