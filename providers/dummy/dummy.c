@@ -883,7 +883,9 @@ static int dummy_purge_unconfigured_resources(void *self, const vmp_strlist *all
                                               vmp_err *err)
 {
     dummy *d = self;
-    vmp_strlist provided = VMP_STRLIST_INIT;
+    vmp_strlist none = VMP_STRLIST_INIT, provided = VMP_STRLIST_INIT;
+    if (!allowlist)
+        allowlist = &none;
     int rc = vmp_provider_provided_pools(d->p, &provided);
     if (rc != 0) {
         vmp_strlist_clear(&provided);

@@ -143,6 +143,23 @@ static void create_ok(vmp_provider *p, const char *pool, const char *vm)
         fail_msg("create_vm %s/%s: %s", pool, vm, err.msg);
 }
 
+/* Warnings the provider logs, kept for the tests that expect some. */
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static char warnings[4096];
+
+static void keep_warnings(vmp_log_level level, const char *subsys, const char *pool, const char *vm,
+                          const char *msg, void *ud)
+{
+    (void)subsys;
+    (void)pool;
+    (void)vm;
+    (void)ud;
+    pthread_mutex_lock(&warn_lock);
+    size_t used = strlen(warnings);
+    snprintf(warnings + used, sizeof warnings - used, "%s: %s\n", vmp_log_level_name(level), msg);
+    pthread_mutex_unlock(&warn_lock);
+}
+
 /* ---- registration -------------------------------------------------------- */
 
 static void test_registration(void **state)
@@ -1113,7 +1130,11 @@ static void test_liberal_reading(void **state)
                        "  - bare\n  - {hostname: nameless}\n  - name: sym\n"
                        "  - name: epoch\n    boottime: 1500000000.5\n  centos-7:\n";
     assert_int_equal(vmp_file_write_atomic(e.file, text, strlen(text), &err), 0);
+    warnings[0] = '\0';
+    vmp_log_set_callback(keep_warnings, NULL);
     open_ok(&e, vmp_mock_map("filename", e.file, NULL));
+    assert_non_null(strstr(warnings, "backing.yaml:7: skipping a VM record without a name"));
+    assert_non_null(strstr(warnings, "backing.yaml:8: duplicate VM record ignored"));
     assert_int_equal(pool_len(e.p, POOL), 3);
     assert_string_equal(field(e.p, POOL, "sym", "ready"), "true");
     assert_string_equal(field(e.p, POOL, "bare", "hostname"), "bare");
@@ -1151,6 +1172,8 @@ static void test_liberal_reading(void **state)
     open_ok(&e, vmp_mock_map("filename", "/nonexistent-dir/x/backing.yaml", NULL));
     assert_int_equal(vmp_provider_create_vm(e.p, POOL, "vm1", NULL, &err), VMP_EIO);
     assert_int_equal(vmp_dummy_vm_count(e.p), 0);
+    assert_non_null(strstr(warnings, "WARN: cannot write backing file /nonexistent-dir/x/"));
+    vmp_log_set_callback(NULL, NULL);
     close_env(&e);
     remove_dir(&e);
 }
