@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "dummy/dummy.h"
 #include "mock_provider.h"
 #include "provider.h"
@@ -949,6 +950,51 @@ static void test_bad_option(void **state)
     close_env(&e);
 }
 
+static void test_loaded_config(void **state)
+{
+    (void)state;
+    vmp_err err = {0};
+    assert_int_equal(vmp_dummy_register(&err), 0);
+    /* Two dummy instances from vmpooler-style YAML: options as written,
+     * each instance its own inventory. */
+    const char *yaml = "---\n"
+                       ":providers:\n"
+                       "  :dummy:\n"
+                       "    createvm_fail_percent: 100\n"
+                       "  :flaky:\n"
+                       "    provider_class: Dummy\n"
+                       "    getvm_rename_percent: 100\n"
+                       ":pools:\n"
+                       "  - name: broken\n"
+                       "    size: 1\n"
+                       "  - name: renamed\n"
+                       "    template: templates/renamed\n"
+                       "    size: 1\n"
+                       "    provider: flaky\n";
+    vmp_config_opts opts = {.no_env = true};
+    vmp_config *cfg = NULL;
+    if (vmp_config_load_string(yaml, "<test>", &opts, &cfg, NULL, &err) != 0)
+        fail_msg("config: %s", err.msg);
+    vmp_provider_set *set = NULL;
+    assert_int_equal(vmp_provider_set_open(cfg, NULL, NULL, &set, &err), 0);
+    vmp_provider *broken = vmp_provider_set_for_pool(set, "broken");
+    vmp_provider *flaky = vmp_provider_set_for_pool(set, "renamed");
+    assert_string_equal(vmp_provider_name(broken), "dummy"); /* the default provider */
+    assert_string_equal(vmp_provider_class_name(flaky), "dummy");
+    assert_int_equal(vmp_provider_create_vm(broken, "broken", "vm1", NULL, &err), VMP_EPROVIDER);
+    vmp_vm_info info = {0};
+    assert_int_equal(vmp_provider_create_vm(flaky, "renamed", "vm1", &info, &err), 0);
+    assert_string_equal(info.hostname, "DUMMYvm1");
+    vmp_vm_info_clear(&info);
+    assert_string_equal(field(flaky, "renamed", "vm1", "vm_template"), "templates/renamed");
+    assert_int_equal(vmp_dummy_vm_count(broken), 0);
+    assert_int_equal(vmp_dummy_vm_count(flaky), 1);
+    /* Inventories are per instance. */
+    assert_int_equal(pool_len(broken, "renamed"), 0);
+    vmp_provider_set_close(set);
+    vmp_config_free(cfg);
+}
+
 /* ---- the backing file ------------------------------------------------------- */
 
 static void test_file_backing(void **state)
@@ -1311,6 +1357,7 @@ int main(void)
         cmocka_unit_test(test_delays),
         cmocka_unit_test(test_connection_pool),
         cmocka_unit_test(test_bad_option),
+        cmocka_unit_test(test_loaded_config),
         cmocka_unit_test(test_file_backing),
         cmocka_unit_test(test_vmpooler_file),
         cmocka_unit_test(test_liberal_reading),

@@ -625,6 +625,55 @@ static void test_set_errors(void **state)
     vmp_mock_config_free(cfg);
 }
 
+static void test_set_from_loaded_config(void **state)
+{
+    (void)state;
+    vmp_err err = {0};
+    assert_int_equal(vmp_mock_register(&err), 0);
+    /* vmpooler's layout: symbol keys, provider_class in any case. */
+    const char *yaml = "---\n"
+                       ":providers:\n"
+                       "  :m1:\n"
+                       "    provider_class: MOCK\n"
+                       "    color: blue\n"
+                       "  :m2:\n"
+                       "    provider_class: Mock_Minimal\n"
+                       "  :spare:\n"
+                       "    provider_class: mock\n"
+                       ":pools:\n"
+                       "  - name: pool-a\n"
+                       "    template: templates/a\n"
+                       "    size: 2\n"
+                       "    provider: m1\n"
+                       "  - name: pool-b\n"
+                       "    size: 1\n"
+                       "    provider: m1\n"
+                       "  - name: pool-c\n"
+                       "    size: 1\n"
+                       "    provider: m2\n";
+    vmp_config_opts opts = {.no_env = true};
+    vmp_config *cfg = NULL;
+    if (vmp_config_load_string(yaml, "<test>", &opts, &cfg, NULL, &err) != 0)
+        fail_msg("config: %s", err.msg);
+    vmp_provider_set *set = NULL;
+    assert_int_equal(vmp_provider_set_open(cfg, NULL, NULL, &set, &err), 0);
+    assert_int_equal(vmp_provider_set_len(set), 3);
+    vmp_provider *a = vmp_provider_set_for_pool(set, "pool-a");
+    assert_ptr_equal(a, vmp_provider_set_for_pool(set, "pool-b"));
+    assert_string_equal(vmp_provider_class_name(a), "mock");
+    assert_string_equal(vmp_cfg_get_str(vmp_provider_config(a), "color", ""), "blue");
+    assert_string_equal(vmp_provider_pool_config(a, "pool-a")->template_path, "templates/a");
+    vmp_strlist pools = VMP_STRLIST_INIT;
+    assert_int_equal(vmp_provider_provided_pools(a, &pools), 0);
+    assert_int_equal(pools.n, 2);
+    vmp_strlist_clear(&pools);
+    assert_string_equal(vmp_provider_class_name(vmp_provider_set_for_pool(set, "pool-c")),
+                        "mock_minimal");
+    assert_non_null(vmp_provider_set_get(set, "spare"));
+    vmp_provider_set_close(set);
+    vmp_config_free(cfg);
+}
+
 /* ---- the mock fixture ---------------------------------------------------- */
 
 static void test_mock_scripting(void **state)
@@ -831,6 +880,8 @@ int main(void)
                                         teardown_capture),
         cmocka_unit_test_setup_teardown(test_set_shares_instances, setup_capture, teardown_capture),
         cmocka_unit_test_setup_teardown(test_set_errors, setup_capture, teardown_capture),
+        cmocka_unit_test_setup_teardown(test_set_from_loaded_config, setup_capture,
+                                        teardown_capture),
         cmocka_unit_test_setup_teardown(test_mock_scripting, setup_capture, teardown_capture),
         cmocka_unit_test_setup_teardown(test_mock_blocking_and_overlaps, setup_capture,
                                         teardown_capture),
