@@ -397,16 +397,23 @@ const vmp_provider_ops *vmp_provider_ops_of(const vmp_provider *p) { return p ? 
 void *vmp_provider_self(const vmp_provider *p) { return p ? p->self : NULL; }
 const vmp_cfg_node *vmp_provider_config(const vmp_provider *p) { return p ? p->node : NULL; }
 const vmp_cfg_node *vmp_provider_options(const vmp_provider *p) { return p ? p->options : NULL; }
-const vmp_config *vmp_provider_global_config(const vmp_provider *p) { return p ? p->cfg : NULL; }
+/* The configuration may be swapped by vmp_provider_rebind while ops run. */
+static const vmp_config *cfg_of(const vmp_provider *p)
+{
+    return __atomic_load_n(&p->cfg, __ATOMIC_ACQUIRE);
+}
+
+const vmp_config *vmp_provider_global_config(const vmp_provider *p) { return p ? cfg_of(p) : NULL; }
 vmp_metrics *vmp_provider_metrics(const vmp_provider *p) { return p ? p->metrics : NULL; }
 
 const vmp_pool_cfg *vmp_provider_pool_config(const vmp_provider *p, const char *pool)
 {
     if (!p || !pool)
         return NULL;
-    for (size_t i = 0; i < p->cfg->n_pools; i++)
-        if (p->cfg->pools[i].name && strcmp(p->cfg->pools[i].name, pool) == 0)
-            return &p->cfg->pools[i];
+    const vmp_config *cfg = cfg_of(p);
+    for (size_t i = 0; i < cfg->n_pools; i++)
+        if (cfg->pools[i].name && strcmp(cfg->pools[i].name, pool) == 0)
+            return &cfg->pools[i];
     return NULL;
 }
 
@@ -414,8 +421,9 @@ int vmp_provider_provided_pools(const vmp_provider *p, vmp_strlist *out)
 {
     if (!p || !out)
         return VMP_EINVAL;
-    for (size_t i = 0; i < p->cfg->n_pools; i++) {
-        const vmp_pool_cfg *pool = &p->cfg->pools[i];
+    const vmp_config *cfg = cfg_of(p);
+    for (size_t i = 0; i < cfg->n_pools; i++) {
+        const vmp_pool_cfg *pool = &cfg->pools[i];
         if (pool->name && strcmp(pool_provider(pool), p->name) == 0)
             if (vmp_strlist_push(out, pool->name) != 0)
                 return VMP_ENOMEM;

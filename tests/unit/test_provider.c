@@ -312,6 +312,33 @@ static void test_open_errors(void **state)
     vmp_mock_config_free(cfg);
 }
 
+static void test_rebind(void **state)
+{
+    (void)state;
+    vmp_err err = {0};
+    vmp_config *old = base_config();
+    vmp_config *new = base_config();
+    assert_int_equal(vmp_mock_config_add_pool(new, "pool-x", "m1", "templates/x"), 0);
+    vmp_provider *p = NULL;
+    assert_int_equal(vmp_mock_open(old, "m1", &p, &err), 0);
+    assert_null(vmp_provider_pool_config(p, "pool-x"));
+    vmp_provider_rebind(p, new);
+    assert_ptr_equal(vmp_provider_global_config(p), new);
+    assert_string_equal(vmp_provider_pool_config(p, "pool-x")->template_path, "templates/x");
+    vmp_strlist pools = VMP_STRLIST_INIT;
+    assert_int_equal(vmp_provider_provided_pools(p, &pools), 0);
+    assert_int_equal(pools.n, 3);
+    vmp_strlist_clear(&pools);
+    /* Its own entry stays the one it was opened with. */
+    const vmp_provider_cfg *entry = &old->providers[0];
+    assert_ptr_equal(vmp_provider_config(p), entry->node);
+    vmp_provider_rebind(p, NULL); /* ignored */
+    assert_ptr_equal(vmp_provider_global_config(p), new);
+    vmp_provider_close(p);
+    vmp_mock_config_free(old);
+    vmp_mock_config_free(new);
+}
+
 static void test_log_helper(void **state)
 {
     (void)state;
@@ -871,6 +898,7 @@ int main(void)
         cmocka_unit_test(test_register_builtins),
         cmocka_unit_test_setup_teardown(test_open_from_config, setup_capture, teardown_capture),
         cmocka_unit_test_setup_teardown(test_open_errors, setup_capture, teardown_capture),
+        cmocka_unit_test_setup_teardown(test_rebind, setup_capture, teardown_capture),
         cmocka_unit_test_setup_teardown(test_log_helper, setup_capture, teardown_capture),
         cmocka_unit_test_setup_teardown(test_wrappers_not_supported, setup_capture,
                                         teardown_capture),
