@@ -475,6 +475,9 @@ int vmp_vim_devices_parse(const xmlNode *val, vmp_vim_device **out, size_t *n, v
         vmp_vim_device *e = &v[i];
         e->key = child_int(d, "key", 0);
         vmp_xml_xsi_type(d, e->xsi_type, sizeof e->xsi_type);
+        xmlNode *info = vmp_xml_child(d, "deviceInfo");
+        vmp_xml_child_text(info, "label", e->label, sizeof e->label);
+        vmp_xml_child_text(info, "summary", e->summary, sizeof e->summary);
         e->controller_key = child_int(d, "controllerKey", -1);
         e->unit = child_int(d, "unitNumber", -1);
         e->scsi_unit = child_int(d, "scsiCtlrUnitNumber", -1);
@@ -619,6 +622,11 @@ void vmp_vim_nic_network_xml(vmp_buf *b, const vmp_vim_device *d, const char *ne
     vmp_xml_escape(b, d->xsi_type[0] ? d->xsi_type : "VirtualEthernetCard");
     vmp_buf_puts(b, "\">");
     vmp_xml_elem_int(b, "key", d->key);
+    /* The card's description as it was (vcsim needs one in an edit). */
+    vmp_buf_puts(b, "<deviceInfo>");
+    vmp_xml_elem(b, "label", d->label);
+    vmp_xml_elem(b, "summary", d->summary);
+    vmp_buf_puts(b, "</deviceInfo>");
     if (dvs_uuid) {
         vmp_buf_puts(b, "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\">"
                         "<port>");

@@ -144,6 +144,8 @@ void vmp_vim_clone_xml(vmp_buf *b, const char *elem, const vmp_vim_clone *c);
 typedef struct vmp_vim_device {
     int key;
     char xsi_type[64];         /* "VirtualDisk", "ParaVirtualSCSIController", ... */
+    char label[80];            /* deviceInfo.label ("ethernet-0") */
+    char summary[160];         /* deviceInfo.summary */
     int controller_key;        /* -1 when absent */
     int unit;                  /* -1 when absent */
     bool scsi_controller;      /* has scsiCtlrUnitNumber */
