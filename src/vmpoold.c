@@ -26,6 +26,7 @@
 
 #include "api/api.h"
 #include "config.h"
+#include "dummy/dummy.h"
 #include "engine/engine.h"
 #include "err.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 #include "store/redis_embedded.h"
 #include "store/store.h"
 #include "util.h"
+#include "vsphere/vsphere.h"
 
 enum { EXIT_USAGE = 2 };
 
@@ -313,7 +315,10 @@ static int start_components(daemon_state *d)
 {
     vmp_err err;
     vmp_err_clear(&err);
-    if (vmp_provider_register_builtins(&err) != 0) {
+    /* Named here, not only found through the registry's weak references:
+     * a static link pulls in only what is referenced. */
+    if (vmp_dummy_register(&err) != 0 || vmp_vsphere_register(&err) != 0 ||
+        vmp_provider_register_builtins(&err) != 0) {
         vmp_log(VMP_LOG_ERROR, "vmpoold", "providers: %s", err.msg);
         return -1;
     }
