@@ -9,7 +9,7 @@
  * the utilisation limit (percent). Its score is its CPU use in percent of
  * its capacity (cpu MHz x cores); the least used host has the lowest score,
  * ties going to the earlier host. Hosts may also be required to have a given
- * CPU model: the fifth word of the first CPU package's description.
+ * CPU model token: the fifth word of the first CPU package's description.
  *
  * For `manage_host_selection`, a round-robin list holds the candidates whose
  * score is at most the average score, least used first, plus the same per
@@ -39,8 +39,9 @@ typedef struct vmp_host_facts {
     bool have_stats;         /* both quick stats were reported */
 } vmp_host_facts;
 
-/* The CPU model token of a package description ("Intel(R) Xeon(R) CPU
- * E5-1620 0 @ 3.60GHz" -> "E5-1620"); "" when it has fewer than 5 words. */
+/* The CPU model token of a package description: its fifth word, as
+ * vmpooler takes it ("Intel(R) Xeon(R) CPU E5-2650 v2 @ 2.60GHz" -> "v2");
+ * "" when it has fewer than 5 words. */
 void vmp_hostsel_cpu_model(const char *description, char *out, size_t len);
 
 /* Whether h is a candidate under limit (percent); sets *cpu_pct and *mem_pct

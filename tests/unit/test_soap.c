@@ -1,5 +1,6 @@
-/* Tests for the vSphere SOAP/XML layer (providers/vsphere/xml.c, soap.c)
- * without a server: envelope building, escaping, answer and fault parsing. */
+/* Tests for the vSphere layers that need no server (providers/vsphere/xml.c,
+ * soap.c, vim.c builders and parsers, hostsel.c): envelope building,
+ * escaping, answer and fault parsing, specs, device lists, host selection. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,9 @@
 
 #include "err.h"
 #include "util.h"
+#include "vsphere/hostsel.h"
 #include "vsphere/soap.h"
+#include "vsphere/vim.h"
 #include "vsphere/xml.h"
 
 #define ENV_OPEN                                                                                   \
@@ -528,6 +531,527 @@ static void test_client_new(void **state)
     vmp_soap_stats_free(st);
 }
 
+/* Parses a whole document and returns its root (caller frees doc). */
+static xmlNode *root_of(const char *xml, xmlDoc **doc)
+{
+    *doc = xmlReadMemory(xml, (int)strlen(xml), "x.xml", NULL, XML_PARSE_NONET);
+    assert_non_null(*doc);
+    return xmlDocGetRootElement(*doc);
+}
+
+/* Element names of n's children, space-separated. */
+static void child_names(const xmlNode *n, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (xmlNode *c = vmp_xml_child(n, NULL); c; c = vmp_xml_next(c, NULL)) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, len - l, "%s%s", l ? " " : "", (const char *)c->name);
+    }
+}
+
+static void test_retrieve_args(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"name", "a&b", NULL};
+    const vmp_vim_propset sets[] = {{"VirtualMachine", paths}, {"Folder", NULL}};
+    vmp_moref objs[2];
+    vmp_moref_set(&objs[0], "Folder", "group-v3");
+    vmp_moref_set(&objs[1], "Folder", "group-v4");
+    const struct {
+        vmp_vim_traverse t;
+        const char *skip, *select;
+    } cases[] = {
+        {VMP_VIM_SELF, "false", NULL},
+        {VMP_VIM_CHILDREN, "true", "<path>childEntity</path>"},
+        {VMP_VIM_FOLDER_TREE, "true", "<selectSet><name>tree</name></selectSet>"},
+        {VMP_VIM_HOSTS, "true", "<type>ComputeResource</type><path>host</path>"},
+    };
+    for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
+        vmp_buf b = VMP_BUF_INIT, env = VMP_BUF_INIT;
+        vmp_vim_retrieve_args(&b, objs, 2, cases[i].t, sets, 2);
+        vmp_moref pc;
+        vmp_moref_set(&pc, "PropertyCollector", "propertyCollector");
+        vmp_soap_envelope(&env, "RetrievePropertiesEx", &pc, vmp_buf_str(&b));
+        xmlDoc *doc;
+        xmlNode *root = root_of(vmp_buf_str(&env), &doc);
+        xmlNode *spec = vmp_xml_path(root, "Body/RetrievePropertiesEx/specSet");
+        assert_non_null(spec);
+        char names[256];
+        child_names(spec, names, sizeof names);
+        assert_string_equal(names, "propSet propSet objectSet objectSet");
+        char text[64];
+        assert_int_equal(vmp_xml_child_text(vmp_xml_child(spec, "objectSet"), "skip", text,
+                                            sizeof text),
+                         0);
+        assert_string_equal(text, cases[i].skip);
+        xmlNode *ps = vmp_xml_child(spec, "propSet");
+        xmlNode *second = vmp_xml_next(vmp_xml_child(ps, "pathSet"), "pathSet");
+        assert_int_equal(vmp_xml_text(second, text, sizeof text), 0);
+        assert_string_equal(text, "a&b");
+        if (cases[i].select)
+            assert_non_null(strstr(vmp_buf_str(&b), cases[i].select));
+        else
+            assert_null(strstr(vmp_buf_str(&b), "selectSet"));
+        xmlFreeDoc(doc);
+        vmp_buf_free(&b);
+        vmp_buf_free(&env);
+    }
+}
+
+/* Result sets: objects indexed from one or more pages, absent properties,
+ * typed reads, the paging token. */
+static void test_objects(void **state)
+{
+    (void)state;
+    const char *page1 =
+        ENV_OPEN "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval>"
+                 "<token>tok-1</token>"
+                 "<objects><obj type=\"VirtualMachine\">vm-1</obj>"
+                 "<propSet><name>name</name><val " XSI "XMLSchema-instance:type=\"xsd:string\">"
+                 "web &amp; db</val></propSet>"
+                 "<propSet><name>config.template</name><val " XSI
+                 "XMLSchema-instance:type=\"xsd:boolean\">false</val></propSet>"
+                 "<propSet><name>runtime.host</name><val " XSI
+                 "XMLSchema-instance:type=\"ManagedObjectReference\" type=\"HostSystem\">host-9"
+                 "</val></propSet>"
+                 "<propSet><name>runtime.bootTime</name><val " XSI
+                 "XMLSchema-instance:type=\"xsd:dateTime\">2026-11-25T09:59:30Z</val></propSet>"
+                 "<propSet><name>summary.hardware.memorySize</name><val " XSI
+                 "XMLSchema-instance:type=\"xsd:long\">4294430720</val></propSet>"
+                 "</objects>"
+                 "<objects><obj type=\"Folder\">group-v3</obj></objects>"
+                 "<objects><propSet><name>name</name><val>no obj</val></propSet></objects>"
+                 "</returnval></RetrievePropertiesExResponse>" ENV_CLOSE;
+    vmp_soap_reply *r = NULL;
+    vmp_err err = {0};
+    assert_int_equal(parse(page1, 200, "RetrievePropertiesEx", &r, NULL, &err), 0);
+    vmp_vim_objects *o = NULL;
+    char token[64];
+    assert_int_equal(vmp_vim_objects_from_reply(r, &o, token, sizeof token, &err), 0);
+    assert_string_equal(token, "tok-1");
+    assert_int_equal(vmp_vim_objects_count(o), 2); /* the one without <obj> is skipped */
+    char buf[64];
+    assert_int_equal(vmp_vim_prop_str(o, 0, "name", buf, sizeof buf), 0);
+    assert_string_equal(buf, "web & db");
+    bool b = true;
+    assert_int_equal(vmp_vim_prop_bool(o, 0, "config.template", &b), 0);
+    assert_false(b);
+    vmp_moref h;
+    assert_int_equal(vmp_vim_prop_moref(o, 0, "runtime.host", &h), 0);
+    assert_string_equal(h.value, "host-9");
+    double t;
+    assert_int_equal(vmp_vim_prop_time(o, 0, "runtime.bootTime", &t), 0);
+    assert_true(t == 1795600770);
+    long long ll;
+    assert_int_equal(vmp_vim_prop_ll(o, 0, "summary.hardware.memorySize", &ll), 0);
+    assert_true(ll == 4294430720LL);
+    assert_int_equal(vmp_vim_prop_str(o, 0, "guest.ipAddress", buf, sizeof buf), -1);
+    assert_string_equal(buf, "");
+    assert_null(vmp_vim_objects_prop(o, 1, "name"));
+    assert_null(vmp_vim_objects_prop(o, 7, "name"));
+    assert_int_equal(vmp_vim_objects_find(o, &h), -1);
+    vmp_moref f;
+    vmp_moref_set(&f, "Folder", "group-v3");
+    assert_int_equal(vmp_vim_objects_find(o, &f), 1);
+    assert_string_equal(vmp_vim_objects_ref(o, 1)->type, "Folder");
+    vmp_vim_objects_free(o);
+
+    /* An answer matching nothing. */
+    r = NULL;
+    o = NULL;
+    const char *empty =
+        ENV_OPEN "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"></RetrievePropertiesExResponse>"
+                 ENV_CLOSE;
+    assert_int_equal(parse(empty, 200, "RetrievePropertiesEx", &r, NULL, &err), 0);
+    assert_int_equal(vmp_vim_objects_from_reply(r, &o, token, sizeof token, &err), 0);
+    assert_int_equal(vmp_vim_objects_count(o), 0);
+    assert_string_equal(token, "");
+    vmp_vim_objects_free(o);
+    vmp_vim_objects_free(NULL);
+}
+
+static void test_task_error(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *xml;
+        int code;
+        const char *msg;
+    } cases[] = {
+        {"<val " XSI "XMLSchema-instance:type=\"LocalizedMethodFault\"><fault "
+         "XMLSchema-instance:type=\"SystemError\"><reason>vcsim injected fault for "
+         "CloneVM_Task</reason></fault><localizedMessage>*types.SystemError</localizedMessage>"
+         "</val>",
+         VMP_EPROVIDER, "clone of t to v failed: SystemError (reason: vcsim injected fault for "
+                        "CloneVM_Task)"},
+        /* vCenter's localizedMessage is a sentence worth keeping. */
+        {"<val " XSI "XMLSchema-instance:type=\"LocalizedMethodFault\"><fault "
+         "XMLSchema-instance:type=\"InsufficientResourcesFault\"></fault><localizedMessage>"
+         "Insufficient resources to satisfy configured failover level for vSphere HA."
+         "</localizedMessage></val>",
+         VMP_EPROVIDER, "clone of t to v failed: InsufficientResourcesFault: Insufficient "
+                        "resources to satisfy configured failover level for vSphere HA."},
+        {"<val " XSI "XMLSchema-instance:type=\"LocalizedMethodFault\"><fault "
+         "XMLSchema-instance:type=\"InvalidPowerState\"><existingState>poweredOn</existingState>"
+         "</fault></val>",
+         VMP_ESTATE, "clone of t to v failed: InvalidPowerState (existingState: poweredOn)"},
+        {"<val/>", VMP_EPROVIDER, "clone of t to v failed: unknown fault"},
+    };
+    for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
+        xmlDoc *doc;
+        xmlNode *val = root_of(cases[i].xml, &doc);
+        vmp_err err = {0};
+        assert_int_equal(vmp_vim_task_error(val, "clone of t to v", &err), cases[i].code);
+        assert_string_equal(err.msg, cases[i].msg);
+        xmlFreeDoc(doc);
+    }
+}
+
+/* The clone spec's elements are in the order the vim25 schema requires. */
+static void test_clone_spec(void **state)
+{
+    (void)state;
+    vmp_moref ds, pool, host, folder;
+    vmp_moref_set(&ds, "Datastore", "datastore-1");
+    vmp_moref_set(&pool, "ResourcePool", "resgroup-26");
+    vmp_moref_set(&host, "HostSystem", "host-34");
+    vmp_moref_set(&folder, "Folder", "group-v9");
+    vmp_vim_option extra[] = {{"guestinfo.hostname", "vm<1>"}, {"mainMem.iowait", "0"}};
+    vmp_vim_clone c = {
+        .location = {.folder = &folder, .datastore = &ds,
+                     .disk_move_type = "moveChildMostDiskBacking", .pool = &pool, .host = &host},
+        .config = {.annotation = "{\n  \"name\": \"vm\"\n}",
+                   .device_change = "<deviceChange><operation>edit</operation></deviceChange>",
+                   .extra = extra,
+                   .n_extra = 2},
+        .is_template = false,
+        .power_on = true,
+    };
+    vmp_buf b = VMP_BUF_INIT;
+    vmp_buf_puts(&b, "<x xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">");
+    vmp_vim_clone_xml(&b, "spec", &c);
+    vmp_buf_puts(&b, "</x>");
+    xmlDoc *doc;
+    xmlNode *spec = vmp_xml_child(root_of(vmp_buf_str(&b), &doc), "spec");
+    char names[256];
+    child_names(spec, names, sizeof names);
+    assert_string_equal(names, "location template config powerOn");
+    child_names(vmp_xml_child(spec, "location"), names, sizeof names);
+    assert_string_equal(names, "folder datastore diskMoveType pool host");
+    child_names(vmp_xml_child(spec, "config"), names, sizeof names);
+    assert_string_equal(names, "annotation deviceChange extraConfig extraConfig");
+    char text[64];
+    xmlNode *xc = vmp_xml_path(spec, "config/extraConfig");
+    assert_int_equal(vmp_xml_child_text(xc, "value", text, sizeof text), 0);
+    assert_string_equal(text, "vm<1>");
+    vmp_xml_xsi_type(vmp_xml_child(xc, "value"), text, sizeof text);
+    assert_string_equal(text, "string");
+    assert_int_equal(vmp_xml_child_text(spec, "powerOn", text, sizeof text), 0);
+    assert_string_equal(text, "true");
+    xmlFreeDoc(doc);
+
+    /* A bare spec leaves everything unset out. */
+    vmp_buf_reset(&b);
+    vmp_vim_clone bare = {.is_template = true};
+    vmp_vim_clone_xml(&b, "spec", &bare);
+    assert_string_equal(vmp_buf_str(&b), "<spec><location></location><template>true</template>"
+                                         "<powerOn>false</powerOn></spec>");
+    vmp_buf_free(&b);
+}
+
+#define DEV(type, body) "<VirtualDevice XMLSchema-instance:type=\"" type "\">" body "</VirtualDevice>"
+
+static void test_devices(void **state)
+{
+    (void)state;
+    const char *xml =
+        "<val " XSI "XMLSchema-instance:type=\"ArrayOfVirtualDevice\">"
+        DEV("VirtualPCIController", "<key>100</key><busNumber>0</busNumber>")
+        DEV("VirtualLsiLogicController", "<key>1001</key><busNumber>1</busNumber>"
+            "<scsiCtlrUnitNumber>7</scsiCtlrUnitNumber>")
+        DEV("ParaVirtualSCSIController", "<key>1000</key><busNumber>0</busNumber>"
+            "<scsiCtlrUnitNumber>7</scsiCtlrUnitNumber>")
+        DEV("VirtualDisk", "<key>2000</key><deviceInfo><label>Hard disk 1</label></deviceInfo>"
+            "<backing XMLSchema-instance:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>"
+            "[ds1] vm/vm.vmdk</fileName><datastore type=\"Datastore\">datastore-1</datastore>"
+            "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned></backing>"
+            "<controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
+            "<capacityInKB>1048576</capacityInKB>")
+        DEV("VirtualVmxnet3", "<key>4000</key><deviceInfo><label>Network adapter 1</label>"
+            "<summary>VM Network</summary></deviceInfo><controllerKey>100</controllerKey>"
+            "<unitNumber>7</unitNumber><addressType>assigned</addressType>"
+            "<macAddress>00:50:56:aa:bb:cc</macAddress>")
+        "</val>";
+    xmlDoc *doc;
+    xmlNode *val = root_of(xml, &doc);
+    vmp_vim_device *d = NULL;
+    size_t n = 0;
+    vmp_err err = {0};
+    assert_int_equal(vmp_vim_devices_parse(val, &d, &n, &err), 0);
+    assert_int_equal(n, 5);
+    assert_true(d[1].scsi_controller && d[2].scsi_controller && !d[0].scsi_controller);
+    assert_true(d[3].disk);
+    assert_string_equal(d[3].file, "[ds1] vm/vm.vmdk");
+    assert_string_equal(d[3].datastore.value, "datastore-1");
+    assert_true(d[3].thin);
+    assert_int_equal(d[3].capacity_kb, 1048576);
+    assert_true(d[4].nic && !d[3].nic);
+    assert_string_equal(d[4].mac, "00:50:56:aa:bb:cc");
+    assert_string_equal(d[4].label, "Network adapter 1");
+    assert_string_equal(d[4].xsi_type, "VirtualVmxnet3");
+
+    /* The lowest-keyed SCSI controller (1000, not 1001) and its lowest free
+     * unit. */
+    int ctrl = 0, unit = 0;
+    assert_int_equal(vmp_vim_disk_slot(d, n, &ctrl, &unit), 0);
+    assert_int_equal(ctrl, 1000);
+    assert_int_equal(unit, 1);
+
+    /* Delta disks: remove the disk, add it back over a new file whose
+     * parent is the old backing. */
+    vmp_buf b = VMP_BUF_INIT;
+    vmp_buf_puts(&b, "<x xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">");
+    assert_int_equal(vmp_vim_delta_disks_xml(&b, d, n, "ds1"), 1);
+    vmp_vim_nic_network_xml(&b, &d[4], "VM & Network", NULL, NULL, NULL);
+    vmp_vim_nic_network_xml(&b, &d[4], NULL, NULL, "50 1a uu", "dvportgroup-13");
+    vmp_vim_add_disk_xml(&b, 1000, 1, 2097152, "");
+    vmp_buf_puts(&b, "</x>");
+    xmlDoc *d2;
+    xmlNode *x = root_of(vmp_buf_str(&b), &d2);
+    xmlNode *rm = vmp_xml_child(x, "deviceChange");
+    xmlNode *add = vmp_xml_next(rm, "deviceChange");
+    char t[128];
+    vmp_xml_child_text(rm, "operation", t, sizeof t);
+    assert_string_equal(t, "remove");
+    vmp_xml_child_text(add, "operation", t, sizeof t);
+    assert_string_equal(t, "add");
+    vmp_xml_child_text(add, "fileOperation", t, sizeof t);
+    assert_string_equal(t, "create");
+    vmp_xml_child_text(vmp_xml_path(add, "device/backing"), "fileName", t, sizeof t);
+    assert_string_equal(t, "[ds1]");
+    vmp_xml_child_text(vmp_xml_path(add, "device/backing/parent"), "fileName", t, sizeof t);
+    assert_string_equal(t, "[ds1] vm/vm.vmdk");
+    char names[256];
+    child_names(vmp_xml_child(add, "device"), names, sizeof names);
+    assert_string_equal(names, "key backing controllerKey unitNumber capacityInKB");
+    xmlNode *nic1 = vmp_xml_next(add, "deviceChange");
+    child_names(vmp_xml_child(nic1, "device"), names, sizeof names);
+    assert_string_equal(names,
+                        "key deviceInfo backing controllerKey unitNumber addressType macAddress");
+    vmp_xml_child_text(vmp_xml_path(nic1, "device/backing"), "deviceName", t, sizeof t);
+    assert_string_equal(t, "VM & Network");
+    xmlNode *nic2 = vmp_xml_next(nic1, "deviceChange");
+    vmp_xml_child_text(vmp_xml_path(nic2, "device/backing/port"), "portgroupKey", t, sizeof t);
+    assert_string_equal(t, "dvportgroup-13");
+    vmp_xml_xsi_type(vmp_xml_path(nic2, "device/backing"), t, sizeof t);
+    assert_string_equal(t, "VirtualEthernetCardDistributedVirtualPortBackingInfo");
+    xmlNode *nd = vmp_xml_next(nic2, "deviceChange");
+    vmp_xml_child_text(vmp_xml_child(nd, "device"), "capacityInKB", t, sizeof t);
+    assert_string_equal(t, "2097152");
+    xmlFreeDoc(d2);
+    vmp_buf_free(&b);
+    free(d);
+    xmlFreeDoc(doc);
+}
+
+/* Disk slots: unit 7 is the controller's own, a full controller (15
+ * devices) is skipped, no SCSI controller means no slot. */
+static void test_disk_slot(void **state)
+{
+    (void)state;
+    vmp_vim_device d[20];
+    memset(d, 0, sizeof d);
+    d[0].key = 1000;
+    d[0].scsi_controller = true;
+    d[0].scsi_unit = 7;
+    d[0].controller_key = d[0].unit = -1;
+    int n = 1;
+    for (int u = 0; u < 7; u++, n++) {
+        d[n].key = 2000 + u;
+        d[n].controller_key = 1000;
+        d[n].unit = u;
+    }
+    int ctrl, unit;
+    assert_int_equal(vmp_vim_disk_slot(d, (size_t)n, &ctrl, &unit), 0);
+    assert_int_equal(ctrl, 1000);
+    assert_int_equal(unit, 8);
+    /* Fill it to 15 devices: the second controller is used. */
+    for (int u = 8; u < 16; u++, n++) {
+        d[n].key = 2000 + u;
+        d[n].controller_key = 1000;
+        d[n].unit = u;
+    }
+    assert_int_equal(vmp_vim_disk_slot(d, (size_t)n, &ctrl, &unit), -1);
+    d[n].key = 1001;
+    d[n].scsi_controller = true;
+    d[n].scsi_unit = 7;
+    d[n].controller_key = d[n].unit = -1;
+    n++;
+    assert_int_equal(vmp_vim_disk_slot(d, (size_t)n, &ctrl, &unit), 0);
+    assert_int_equal(ctrl, 1001);
+    assert_int_equal(unit, 0);
+    assert_int_equal(vmp_vim_disk_slot(d + 1, 7, &ctrl, &unit), -1);
+}
+
+static void test_snapshot_find(void **state)
+{
+    (void)state;
+    const char *xml =
+        "<val><currentSnapshot type=\"VirtualMachineSnapshot\">snapshot-3</currentSnapshot>"
+        "<rootSnapshotList><snapshot type=\"VirtualMachineSnapshot\">snapshot-1</snapshot>"
+        "<name>base</name><childSnapshotList><snapshot type=\"VirtualMachineSnapshot\">"
+        "snapshot-2</snapshot><name>child</name><childSnapshotList><snapshot "
+        "type=\"VirtualMachineSnapshot\">snapshot-3</snapshot><name>grand &amp; child</name>"
+        "</childSnapshotList></childSnapshotList></rootSnapshotList>"
+        "<rootSnapshotList><snapshot type=\"VirtualMachineSnapshot\">snapshot-4</snapshot>"
+        "<name>second root</name></rootSnapshotList></val>";
+    xmlDoc *doc;
+    xmlNode *val = root_of(xml, &doc);
+    static const struct {
+        const char *name, *id;
+    } cases[] = {{"base", "snapshot-1"},
+                 {"child", "snapshot-2"},
+                 {"grand & child", "snapshot-3"},
+                 {"second root", "snapshot-4"},
+                 {"missing", NULL},
+                 {"", NULL}};
+    for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
+        vmp_moref r;
+        int rc = vmp_vim_snapshot_find(val, cases[i].name, &r);
+        if (cases[i].id) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(r.value, cases[i].id);
+        } else {
+            assert_int_equal(rc, VMP_ENOENT);
+        }
+    }
+    vmp_moref r;
+    assert_int_equal(vmp_vim_snapshot_find(NULL, "base", &r), VMP_ENOENT);
+    xmlFreeDoc(doc);
+}
+
+/* ---- host selection --------------------------------------------------- */
+
+static vmp_host_facts host(const char *name, const char *model, double cpu_used, double mem_used)
+{
+    vmp_host_facts h = {.connected = true, .cpu_mhz = 2000, .cores = 4,
+                        .mem_bytes = 8.0 * 1024 * 1024 * 1024, .have_stats = true};
+    snprintf(h.name, sizeof h.name, "%s", name);
+    snprintf(h.cpu_model, sizeof h.cpu_model, "%s", model);
+    snprintf(h.status, sizeof h.status, "green");
+    h.cpu_used_mhz = cpu_used; /* of 8000 MHz */
+    h.mem_used_mb = mem_used;  /* of 8192 MB */
+    return h;
+}
+
+static void test_hostsel_rules(void **state)
+{
+    (void)state;
+    char model[64];
+    /* The fifth word: the generation of a Xeon ("v2"), "0" for vcsim's. */
+    vmp_hostsel_cpu_model("Intel(R) Xeon(R) CPU E5-2650 v2 @ 2.60GHz", model, sizeof model);
+    assert_string_equal(model, "v2");
+    vmp_hostsel_cpu_model("Intel(R) Xeon(R) CPU           E5-1620 0 @ 3.60GHz", model,
+                          sizeof model);
+    assert_string_equal(model, "0");
+    vmp_hostsel_cpu_model("  AMD  EPYC 7302   16-Core Processor ", model, sizeof model);
+    assert_string_equal(model, "Processor");
+    vmp_hostsel_cpu_model("too short", model, sizeof model);
+    assert_string_equal(model, "");
+    vmp_hostsel_cpu_model(NULL, model, sizeof model);
+    assert_string_equal(model, "");
+
+    double cpu = 0, mem = 0;
+    char why[64];
+    vmp_host_facts h = host("h", "X", 2000, 4096);
+    assert_true(vmp_hostsel_candidate(&h, 90, &cpu, &mem, why, sizeof why));
+    assert_true(cpu == 25.0 && mem == 50.0);
+    vmp_host_facts bad;
+    bad = h, bad.maintenance = true;
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    assert_string_equal(why, "in maintenance mode");
+    bad = h, snprintf(bad.status, sizeof bad.status, "yellow");
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    bad = h, bad.config_issue = true;
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    bad = h, bad.connected = false;
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    bad = h, bad.have_stats = false;
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    assert_string_equal(why, "no usage statistics");
+    bad = h, bad.cpu_used_mhz = 0;
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    assert_string_equal(why, "usage statistics are zero");
+    bad = h, bad.cpu_used_mhz = 7300; /* 91.25 % */
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    assert_string_equal(why, "CPU use above the utilization limit");
+    assert_true(vmp_hostsel_candidate(&bad, 95, NULL, NULL, why, sizeof why));
+    bad = h, bad.mem_used_mb = 7500; /* 91.6 % */
+    assert_false(vmp_hostsel_candidate(&bad, 90, NULL, NULL, why, sizeof why));
+    assert_string_equal(why, "memory use above the utilization limit");
+    bad = h, bad.cpu_used_mhz = 7200; /* exactly 90 %: allowed */
+    assert_true(vmp_hostsel_candidate(&bad, 90, NULL, NULL, NULL, 0));
+
+    vmp_host_facts hosts[] = {
+        host("a", "E5", 4000, 4096), host("b", "E5", 1000, 8000), /* b: memory over */
+        host("c", "E5", 2000, 1000), host("d", "X9", 400, 1000),  host("e", "E5", 2000, 2000),
+    };
+    assert_int_equal(vmp_hostsel_least_used(hosts, 5, NULL, 90), 3);
+    assert_int_equal(vmp_hostsel_least_used(hosts, 5, "", 90), 3);
+    assert_int_equal(vmp_hostsel_least_used(hosts, 5, "E5", 90), 2); /* tie c/e: first */
+    assert_int_equal(vmp_hostsel_least_used(hosts, 5, "Z1", 90), -1);
+    assert_int_equal(vmp_hostsel_least_used(hosts, 0, NULL, 90), -1);
+}
+
+static void test_hostsel_round_robin(void **state)
+{
+    (void)state;
+    /* Scores (CPU %): a 50, b 10, c 25, d 5 (other model), e 25; average 23. */
+    vmp_host_facts hosts[] = {
+        host("a", "E5", 4000, 4096), host("b", "E5", 800, 4096), host("c", "E5", 2000, 4096),
+        host("d", "X9", 400, 4096),  host("e", "E5", 2000, 4096),
+    };
+    vmp_hostsel_rr rr = {0};
+    assert_int_equal(vmp_hostsel_rr_build(&rr, hosts, 5, 90, 100.0), 0);
+    assert_true(rr.built_at == 100.0);
+    /* Only hosts at or below the average, least used first. */
+    assert_int_equal(rr.hosts.n, 2);
+    assert_string_equal(rr.hosts.v[0], "d");
+    assert_string_equal(rr.hosts.v[1], "b");
+    assert_true(vmp_hostsel_rr_contains(&rr, NULL, "b"));
+    assert_false(vmp_hostsel_rr_contains(&rr, NULL, "a"));
+    assert_true(vmp_hostsel_rr_contains(&rr, "E5", "b"));
+    assert_false(vmp_hostsel_rr_contains(&rr, "E5", "d"));
+    assert_false(vmp_hostsel_rr_contains(&rr, "Z", "d"));
+    char name[32];
+    const char *order[] = {"d", "b", "d", "b"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(vmp_hostsel_rr_next(&rr, NULL, name, sizeof name), 0);
+        assert_string_equal(name, order[i]);
+    }
+    /* Per model: E5 has only b; taking it also moves b to the end of the
+     * main list. */
+    assert_string_equal(rr.hosts.v[0], "d");
+    assert_int_equal(vmp_hostsel_rr_next(&rr, "X9", name, sizeof name), 0);
+    assert_string_equal(name, "d");
+    assert_string_equal(rr.hosts.v[0], "b");
+    assert_int_equal(vmp_hostsel_rr_next(&rr, "Z", name, sizeof name), VMP_ENOENT);
+
+    /* Equal scores all stay; rebuilding replaces the lists. */
+    vmp_host_facts same[] = {host("x", "M", 1000, 100), host("y", "M", 1000, 100),
+                             host("z", "M", 1000, 100)};
+    assert_int_equal(vmp_hostsel_rr_build(&rr, same, 3, 90, 200.0), 0);
+    assert_int_equal(rr.hosts.n, 3);
+    assert_string_equal(rr.hosts.v[0], "x");
+    assert_int_equal(rr.models.n, 1);
+    /* No candidate at all. */
+    same[0].maintenance = same[1].maintenance = same[2].maintenance = true;
+    assert_int_equal(vmp_hostsel_rr_build(&rr, same, 3, 90, 300.0), 0);
+    assert_int_equal(vmp_hostsel_rr_next(&rr, NULL, name, sizeof name), VMP_ENOENT);
+    vmp_hostsel_rr_clear(&rr);
+    vmp_hostsel_rr_clear(&rr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +1068,15 @@ int main(void)
         cmocka_unit_test(test_xml_reading),
         cmocka_unit_test(test_datetime),
         cmocka_unit_test(test_client_new),
+        cmocka_unit_test(test_retrieve_args),
+        cmocka_unit_test(test_objects),
+        cmocka_unit_test(test_task_error),
+        cmocka_unit_test(test_clone_spec),
+        cmocka_unit_test(test_devices),
+        cmocka_unit_test(test_disk_slot),
+        cmocka_unit_test(test_snapshot_find),
+        cmocka_unit_test(test_hostsel_rules),
+        cmocka_unit_test(test_hostsel_round_robin),
     };
     int rc = cmocka_run_group_tests_name("soap", tests, NULL, NULL);
     xmlCleanupParser();
