@@ -182,6 +182,10 @@ static const char *const pool_known[] = {"name",
                                          "check_loop_delay_decay",
                                          "check_hostname_for_mismatch",
                                          "dns_plugin",
+                                         /* vSphere provider extensions (docs/vsphere.md) */
+                                         "ready_check",
+                                         "ready_port",
+                                         "extra_config",
                                          NULL};
 
 /* Pool names and aliases end up in Redis keys, URL paths and vmpooler's
