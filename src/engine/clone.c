@@ -190,7 +190,7 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
         t->vm = rec;
     pthread_mutex_unlock(&e->lock);
     if (rc != 0) {
-        vmp_log_vm(VMP_LOG_ERROR, ENG_SUBSYS, p->name, NULL, "clone failed: %s", err.msg);
+        vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, NULL, "clone failed: %s", err.msg);
         eng_event(e, VMP_ENGINE_EV_CLONE_FAILED, p->name, NULL, 0, err.msg);
         if (t->ondemand)
             eng_ondemand_vm_failed(e, st, p->name, NULL, t->arg, t->arg2, rc, err.msg);
@@ -216,7 +216,7 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
     }
     double secs = vmp_monotonic() - t0;
     if (rc != 0) {
-        vmp_log_vm(VMP_LOG_ERROR, ENG_SUBSYS, p->name, name, "clone failed after %.2f s: %s", secs,
+        vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "clone failed after %.2f s: %s", secs,
                    perr.msg);
         vmp_err ferr = {0};
         if (vmp_store_clone_failed(st, p->name, name, perr.msg, vmp_strerror(rc), &ferr) != 0)
