@@ -188,6 +188,9 @@ static const char *const global_known[] = {"site_name",
                                            "rate_limiting_enabled",
                                            "ssh_key",
                                            "lua",
+                                           "lua_sandbox",
+                                           "lua_instruction_limit",
+                                           "lua_time_limit",
                                            NULL};
 
 static void read_ints(vmp_cfg_diag *d, const vmp_cfg_node *map, const char *prefix, void *base,
@@ -621,6 +624,24 @@ static void build_sections(vmp_config *cfg, const vmp_config_opts *opts, vmp_cfg
     vmp_cfg_warn_unknown(d, cfg->root, "", top_known);
 }
 
+/* Lets the caller edit the tree before the model is built (Lua
+ * configuration, opts->edit_tree). */
+static int edit_tree(vmp_cfg_node *root, const char *name, const vmp_config_opts *opts,
+                     vmp_cfg_diag *d)
+{
+    if (!opts || !opts->edit_tree)
+        return 0;
+    vmp_strlist errors = VMP_STRLIST_INIT;
+    vmp_err err = {0};
+    int rc = opts->edit_tree(root, name, opts->edit_ud, &errors, &err);
+    for (size_t i = 0; i < errors.n; i++)
+        vmp_cfg_diag_error(d, (vmp_cfg_mark){NULL, 0, 0}, NULL, "%s", errors.v[i]);
+    if (rc != 0 && errors.n == 0)
+        vmp_cfg_diag_error(d, (vmp_cfg_mark){NULL, 0, 0}, NULL, "%s", err.msg);
+    vmp_strlist_clear(&errors);
+    return rc;
+}
+
 /* Builds cfg from root (owned by cfg from the start). Problems go to d. */
 static int build(vmp_cfg_node *root, const char *name, const vmp_config_opts *opts, vmp_cfg_diag *d,
                  vmp_config **out)
@@ -638,7 +659,8 @@ static int build(vmp_cfg_node *root, const char *name, const vmp_config_opts *op
         char got[80];
         vmp_cfg_describe(root, got, sizeof got);
         vmp_cfg_diag_error(d, vmp_cfg_mark_of(root), "top level", "expected a map, got %s", got);
-    } else if (!d->oom && vmp_cfg_apply_env(root, opts, d) == 0 && normalise(root, d) == 0) {
+    } else if (!d->oom && vmp_cfg_apply_env(root, opts, d) == 0 && normalise(root, d) == 0 &&
+               edit_tree(root, name, opts, d) == 0) {
         build_sections(cfg, opts, d);
     }
     *out = cfg;

@@ -208,6 +208,13 @@ typedef struct vmp_config_opts {
      * :providers: entry, besides the built-in "dummy" and "vsphere" (e.g.
      * classes registered by Lua). */
     const char *const *provider_classes;
+    /* Called with the parsed tree (environment overrides applied, :config:
+     * and :providers: present) before the typed model is built, so Lua
+     * configuration can add, change or generate pools and providers (see
+     * lua/script.h). Messages go to errors; non-zero fails the load. */
+    int (*edit_tree)(vmp_cfg_node *root, const char *name, void *ud, vmp_strlist *errors,
+                     vmp_err *err);
+    void *edit_ud;
 } vmp_config_opts;
 
 /* Loads and validates the YAML file at path. On success *out (which must
