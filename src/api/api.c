@@ -536,6 +536,10 @@ static void route(api_req *r)
         api_reply(r, 200, o);
         return;
     }
+    if (!strncmp(url, "/dashboard", 10) && (url[10] == '/' || url[10] == '\0')) {
+        api_route_dashboard(r, url + 10);
+        return;
+    }
     size_t pl = strlen(API_PREFIX);
     if (strncmp(url, API_PREFIX, pl) != 0 || (url[pl] != '/' && url[pl] != '\0')) {
         api_reply_fail(r, 404);

@@ -194,6 +194,8 @@ void api_route_vm(api_req *r);
 void api_route_ondemand(api_req *r);
 void api_route_config_change(api_req *r);
 void api_route_poolreset(api_req *r);
+/* GET /dashboard<rest> */
+void api_route_dashboard(api_req *r, const char *rest);
 
 /* Status cache (api_status.c). */
 void api_cache_clear(vmp_api *api);

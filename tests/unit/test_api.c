@@ -1085,6 +1085,22 @@ static void test_routing(void **state)
     assert_true(has_header(r, "Location: /dashboard/"));
     resp_free(r);
     expect_json(req("GET", "/healthcheck", NULL, NULL, NULL), 200, "{\"ok\":true}");
+    r = req("GET", "/dashboard/", NULL, NULL, NULL);
+    assert_int_equal(r->status, 200);
+    assert_true(has_header(r, "Content-Type: text/html"));
+    assert_non_null(strstr(vmp_buf_str(&r->body), "<h1><b>vmpooler</b></h1>"));
+    resp_free(r);
+    seed_ready("pool1", "vm1");
+    seed_ready("pool3", "vm3");
+    expect_json(req("POST", "/api/v3/vm/pool3", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool3\":{\"hostname\":\"vm3.example.com\"}}");
+    expect_json(req("GET", "/dashboard/stats/vmpooler/pool", NULL, NULL, NULL), 200,
+                "{\"pool1\":{\"size\":5,\"ready\":1},\"pool2\":{\"size\":0,\"ready\":0},"
+                "\"pool3\":{\"size\":2,\"ready\":0}}");
+    expect_json(req("GET", "/dashboard/stats/vmpooler/running?history=1", NULL, NULL, NULL), 200,
+                "{\"pool1\":{\"running\":0,\"history\":[0]},\"pool2\":{\"running\":0,"
+                "\"history\":[0]},\"pool3\":{\"running\":1,\"history\":[1]}}");
+    expect_json(req("GET", "/dashboard/other", NULL, NULL, NULL), 404, "{\"ok\":false}");
     expect_json(req("PATCH", "/api/v3/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
     expect_json(req("DELETE", "/api/v3/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
     expect_json(req("GET", "/api/v1/status", NULL, NULL, NULL), 404, "{\"ok\":false}");
