@@ -626,8 +626,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         long long n;
-        if (cl && vmp_parse_long(cl, &n) == 0 && (n < 0 || (unsigned long long)n > api->body_limit))
+        if (cl && vmp_parse_long(cl, &n) == 0 && (n < 0 || (unsigned long long)n > api->body_limit)) {
+            /* Answer at once rather than read a body we will refuse; MHD
+             * closes the connection after this reply. */
             ctx->too_big = true;
+            char body[160];
+            int len = snprintf(body, sizeof(body),
+                               "{\n  \"ok\": false,\n  \"error\": \"Request body too large "
+                               "(limit %zu bytes)\"\n}",
+                               api->body_limit);
+            struct MHD_Response *resp =
+                MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_COPY);
+            if (!resp)
+                return MHD_NO;
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            enum MHD_Result ret = MHD_queue_response(c, 413, resp);
+            MHD_destroy_response(resp);
+            return ret;
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {
