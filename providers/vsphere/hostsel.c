@@ -27,8 +27,8 @@ void vmp_hostsel_cpu_model(const char *description, char *out, size_t len)
     }
 }
 
-bool vmp_hostsel_candidate(const vmp_host_facts *h, double limit, double *cpu_pct,
-                           double *mem_pct, char *why, size_t whylen)
+bool vmp_hostsel_candidate(const vmp_host_facts *h, double limit, double *cpu_pct, double *mem_pct,
+                           char *why, size_t whylen)
 {
     const char *reason = NULL;
     double cpu = 0, mem = 0;

@@ -25,18 +25,18 @@
 
 typedef struct vmp_host_facts {
     char name[256];
-    char id[128];            /* managed object id (informational) */
-    bool connected;          /* runtime.connectionState == connected */
-    bool maintenance;        /* runtime.inMaintenanceMode */
-    char status[16];         /* overallStatus: green, yellow, red, gray */
-    bool config_issue;       /* configIssue not empty */
-    char cpu_model[64];      /* 5th word of hardware.cpuPkg[0].description */
-    double cpu_mhz;          /* summary.hardware.cpuMhz (per core) */
-    double cores;            /* summary.hardware.numCpuCores */
-    double mem_bytes;        /* summary.hardware.memorySize */
-    double cpu_used_mhz;     /* summary.quickStats.overallCpuUsage */
-    double mem_used_mb;      /* summary.quickStats.overallMemoryUsage */
-    bool have_stats;         /* both quick stats were reported */
+    char id[128];        /* managed object id (informational) */
+    bool connected;      /* runtime.connectionState == connected */
+    bool maintenance;    /* runtime.inMaintenanceMode */
+    char status[16];     /* overallStatus: green, yellow, red, gray */
+    bool config_issue;   /* configIssue not empty */
+    char cpu_model[64];  /* 5th word of hardware.cpuPkg[0].description */
+    double cpu_mhz;      /* summary.hardware.cpuMhz (per core) */
+    double cores;        /* summary.hardware.numCpuCores */
+    double mem_bytes;    /* summary.hardware.memorySize */
+    double cpu_used_mhz; /* summary.quickStats.overallCpuUsage */
+    double mem_used_mb;  /* summary.quickStats.overallMemoryUsage */
+    bool have_stats;     /* both quick stats were reported */
 } vmp_host_facts;
 
 /* The CPU model token of a package description: its fifth word, as
@@ -47,8 +47,8 @@ void vmp_hostsel_cpu_model(const char *description, char *out, size_t len);
 /* Whether h is a candidate under limit (percent); sets *cpu_pct and *mem_pct
  * (may be NULL) when computable, and a short reason into why (may be NULL)
  * when it is not a candidate. */
-bool vmp_hostsel_candidate(const vmp_host_facts *h, double limit, double *cpu_pct,
-                           double *mem_pct, char *why, size_t whylen);
+bool vmp_hostsel_candidate(const vmp_host_facts *h, double limit, double *cpu_pct, double *mem_pct,
+                           char *why, size_t whylen);
 
 /* Index of the least used candidate among n hosts, only hosts of CPU model
  * `model` when it is non-NULL and non-empty; -1 when there is none. */
@@ -56,10 +56,10 @@ long vmp_hostsel_least_used(const vmp_host_facts *h, size_t n, const char *model
 
 /* The round-robin lists of one cluster. */
 typedef struct vmp_hostsel_rr {
-    vmp_strlist hosts;       /* candidates at or below the average score, least used first */
-    vmp_strlist models;      /* CPU models, parallel to per_model */
-    vmp_strlist *per_model;  /* the same, per CPU model */
-    double built_at;         /* monotonic seconds */
+    vmp_strlist hosts;      /* candidates at or below the average score, least used first */
+    vmp_strlist models;     /* CPU models, parallel to per_model */
+    vmp_strlist *per_model; /* the same, per CPU model */
+    double built_at;        /* monotonic seconds */
 } vmp_hostsel_rr;
 
 /* Rebuilds rr from facts (rr's old contents are freed). Returns 0 or

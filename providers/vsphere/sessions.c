@@ -11,8 +11,8 @@
 struct vmp_sessions {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    vmp_soap **all;   /* every session made, size of them at most */
-    vmp_soap **idle;  /* the free ones (a stack) */
+    vmp_soap **all;  /* every session made, size of them at most */
+    vmp_soap **idle; /* the free ones (a stack) */
     int size, created, n_idle;
     double timeout;
     int max_tries;
@@ -55,9 +55,10 @@ int vmp_sessions_new(const vmp_sessions_opts *opts, vmp_sessions **out, vmp_err 
     pthread_cond_init(&sp->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&sp->mu, NULL);
-    if (!sp->provider || (opts->soap.url && !sp->url) ||
-        (opts->soap.username && !sp->username) || (opts->soap.password && !sp->password) ||
-        (opts->soap.ca_file && !sp->ca_file) || !sp->all || !sp->idle) {
+    if (!sp->provider || (opts->soap.url && !sp->url) || (opts->soap.username && !sp->username) ||
+        (opts->soap.password && !sp->password) || (opts->soap.ca_file && !sp->ca_file) ||
+        !sp->all || !sp->idle)
+    {
         vmp_sessions_free(sp);
         return vmp_err_set(err, VMP_ENOMEM, "out of memory");
     }
@@ -120,9 +121,10 @@ static int connect_session(vmp_sessions *sp, vmp_soap *s, vmp_err *err)
             break;
         if (attempt < sp->max_tries) {
             double pause = attempt * sp->retry_factor;
-            vmp_log(VMP_LOG_WARN, "vsphere", "provider %s: connecting failed (attempt %d of %d), "
-                    "retrying in %.0f s: %s", sp->provider, attempt, sp->max_tries, pause,
-                    err ? err->msg : "");
+            vmp_log(VMP_LOG_WARN, "vsphere",
+                    "provider %s: connecting failed (attempt %d of %d), "
+                    "retrying in %.0f s: %s",
+                    sp->provider, attempt, sp->max_tries, pause, err ? err->msg : "");
             sleep_s(pause);
         }
     }
@@ -151,7 +153,8 @@ int vmp_sessions_get(vmp_sessions *sp, vmp_soap **out, vmp_err *err)
             pthread_mutex_unlock(&sp->mu);
             return vmp_err_set(err, VMP_ETIMEDOUT,
                                "no vSphere session became free within %.0f s "
-                               "(connection_pool_size %d)", sp->timeout, sp->size);
+                               "(connection_pool_size %d)",
+                               sp->timeout, sp->size);
         }
     }
     if (sp->n_idle > 0) {

@@ -24,13 +24,13 @@
 #include "soap.h"
 
 typedef struct vmp_sessions_opts {
-    vmp_soap_opts soap;       /* url, credentials, TLS, timeouts, stats */
-    int size;                 /* >= 1 */
-    double timeout;           /* seconds to wait for a free session */
-    int max_tries;            /* login attempts (>= 1) */
-    double retry_factor;      /* seconds; sleep attempt x retry_factor between attempts */
-    vmp_metrics *metrics;     /* may be NULL */
-    const char *provider;     /* provider instance name, for metrics and logs */
+    vmp_soap_opts soap;   /* url, credentials, TLS, timeouts, stats */
+    int size;             /* >= 1 */
+    double timeout;       /* seconds to wait for a free session */
+    int max_tries;        /* login attempts (>= 1) */
+    double retry_factor;  /* seconds; sleep attempt x retry_factor between attempts */
+    vmp_metrics *metrics; /* may be NULL */
+    const char *provider; /* provider instance name, for metrics and logs */
 } vmp_sessions_opts;
 
 typedef struct vmp_sessions vmp_sessions;

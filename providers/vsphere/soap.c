@@ -85,11 +85,11 @@ void vmp_soap_stats_reset(vmp_soap_stats *st)
 }
 
 /* Adds to the client's own counters and the shared ones. */
-#define COUNT(s, field, n)                                                                    \
-    do {                                                                                       \
-        atomic_fetch_add(&(s)->own.field, (unsigned long long)(n));                            \
-        if ((s)->shared)                                                                       \
-            atomic_fetch_add(&(s)->shared->field, (unsigned long long)(n));                    \
+#define COUNT(s, field, n)                                                                         \
+    do {                                                                                           \
+        atomic_fetch_add(&(s)->own.field, (unsigned long long)(n));                                \
+        if ((s)->shared)                                                                           \
+            atomic_fetch_add(&(s)->shared->field, (unsigned long long)(n));                        \
     } while (0)
 
 void vmp_soap_counters_get(const vmp_soap *s, vmp_soap_counters *out)
@@ -335,8 +335,8 @@ int vmp_soap_parse_service(const xmlNode *rv, vmp_soap_service *out, vmp_err *er
     for (size_t i = 0; i < VMP_ARRAY_LEN(refs); i++) {
         vmp_moref *ref = (vmp_moref *)((char *)out + refs[i].off);
         if (vmp_xml_read_moref(vmp_xml_child(rv, refs[i].name), ref) != 0 && refs[i].required)
-            return vmp_err_set(err, VMP_EPROVIDER,
-                               "RetrieveServiceContent: the answer has no %s", refs[i].name);
+            return vmp_err_set(err, VMP_EPROVIDER, "RetrieveServiceContent: the answer has no %s",
+                               refs[i].name);
     }
     xmlNode *about = vmp_xml_child(rv, "about");
     vmp_xml_child_text(about, "apiType", out->api_type, sizeof out->api_type);
@@ -363,8 +363,9 @@ int vmp_soap_new(const vmp_soap_opts *opts, vmp_soap **out, vmp_err *err)
 {
     int rc = 0;
     vmp_soap *s = NULL;
-    if (!opts || !opts->url || (strncasecmp(opts->url, "https://", 8) != 0 &&
-                                strncasecmp(opts->url, "http://", 7) != 0)) {
+    if (!opts || !opts->url ||
+        (strncasecmp(opts->url, "https://", 8) != 0 && strncasecmp(opts->url, "http://", 7) != 0))
+    {
         rc = vmp_err_set(err, VMP_EINVAL, "vSphere URL must start with https:// or http://: %s",
                          opts && opts->url ? opts->url : "(none)");
         goto out;
@@ -388,8 +389,7 @@ int vmp_soap_new(const vmp_soap_opts *opts, vmp_soap **out, vmp_err *err)
         (opts->ca_file && !s->ca_file) || !s->curl)
         goto oom;
     static const char *const headers[] = {
-        "Content-Type: text/xml; charset=utf-8",
-        SOAP_ACTION,
+        "Content-Type: text/xml; charset=utf-8", SOAP_ACTION,
         "Expect:", /* no 100-continue round trip */
     };
     for (size_t i = 0; i < VMP_ARRAY_LEN(headers); i++) {
@@ -584,7 +584,8 @@ int vmp_soap_call(vmp_soap *s, const char *method, const vmp_moref *self, const 
     }
     rc = call_once(s, method, self, args, out, err);
     if (rc != 0 && strcmp(s->last_fault, "NotAuthenticated") == 0 && s->username &&
-        strcmp(method, "Login") != 0 && strcmp(method, "Logout") != 0) {
+        strcmp(method, "Login") != 0 && strcmp(method, "Logout") != 0)
+    {
         /* The session expired (or was ended on the server): log in again and
          * repeat the call once. A NotAuthenticated call did nothing, so
          * repeating it is safe. */

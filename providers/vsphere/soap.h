@@ -51,14 +51,14 @@ void vmp_soap_stats_reset(vmp_soap_stats *st);
 /* ---- client ------------------------------------------------------------ */
 
 typedef struct vmp_soap_opts {
-    const char *url;        /* "https://vcenter.example.com/sdk" */
-    const char *username;   /* NULL: no login (only unauthenticated calls) */
+    const char *url;      /* "https://vcenter.example.com/sdk" */
+    const char *username; /* NULL: no login (only unauthenticated calls) */
     const char *password;
-    const char *ca_file;    /* PEM bundle to verify the server; NULL: system store */
-    bool insecure;          /* skip TLS verification (explicit configuration only) */
-    long connect_timeout_ms;/* 0: 30 s */
-    long timeout_ms;        /* whole request; 0: 300 s */
-    vmp_soap_stats *stats;  /* also count into these; may be NULL; must outlive s */
+    const char *ca_file;     /* PEM bundle to verify the server; NULL: system store */
+    bool insecure;           /* skip TLS verification (explicit configuration only) */
+    long connect_timeout_ms; /* 0: 30 s */
+    long timeout_ms;         /* whole request; 0: 300 s */
+    vmp_soap_stats *stats;   /* also count into these; may be NULL; must outlive s */
 } vmp_soap_opts;
 
 /* What RetrieveServiceContent told us (the entry points of the API). */
@@ -70,8 +70,8 @@ typedef struct vmp_soap_service {
     vmp_moref session_manager;
     vmp_moref virtual_disk_manager;
     vmp_moref file_manager;
-    char api_type[32];      /* "VirtualCenter" or "HostAgent" */
-    char api_version[32];   /* "6.5" */
+    char api_type[32];    /* "VirtualCenter" or "HostAgent" */
+    char api_version[32]; /* "6.5" */
     char full_name[160];
 } vmp_soap_service;
 

@@ -211,8 +211,7 @@ void vmp_vim_objects_free(vmp_vim_objects *r)
 }
 
 int vmp_vim_retrieve(vmp_soap *s, const vmp_moref *objs, size_t n, vmp_vim_traverse traverse,
-                     const vmp_vim_propset *sets, size_t nsets, vmp_vim_objects **out,
-                     vmp_err *err)
+                     const vmp_vim_propset *sets, size_t nsets, vmp_vim_objects **out, vmp_err *err)
 {
     const vmp_soap_service *svc;
     vmp_vim_objects *r = NULL;
@@ -274,8 +273,8 @@ xmlNode *vmp_vim_objects_prop(const vmp_vim_objects *r, size_t i, const char *pa
     if (!r || i >= r->n)
         return NULL;
     char name[256];
-    for (xmlNode *p = vmp_xml_child(r->objs[i].node, "propSet"); p;
-         p = vmp_xml_next(p, "propSet")) {
+    for (xmlNode *p = vmp_xml_child(r->objs[i].node, "propSet"); p; p = vmp_xml_next(p, "propSet"))
+    {
         if (vmp_xml_child_text(p, "name", name, sizeof name) == 0 && strcmp(name, path) == 0)
             return vmp_xml_child(p, "val");
     }
@@ -628,8 +627,9 @@ void vmp_vim_nic_network_xml(vmp_buf *b, const vmp_vim_device *d, const char *ne
     vmp_xml_elem(b, "summary", d->summary);
     vmp_buf_puts(b, "</deviceInfo>");
     if (dvs_uuid) {
-        vmp_buf_puts(b, "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\">"
-                        "<port>");
+        vmp_buf_puts(b,
+                     "<backing xsi:type=\"VirtualEthernetCardDistributedVirtualPortBackingInfo\">"
+                     "<port>");
         vmp_xml_elem(b, "switchUuid", dvs_uuid);
         vmp_xml_elem(b, "portgroupKey", portgroup_key);
         vmp_buf_puts(b, "</port></backing>");

@@ -54,8 +54,8 @@ typedef enum vmp_vim_traverse {
 
 /* Which properties to read from objects of one type. */
 typedef struct vmp_vim_propset {
-    const char *type;          /* "VirtualMachine" */
-    const char *const *paths;  /* NULL-terminated list of property paths */
+    const char *type;         /* "VirtualMachine" */
+    const char *const *paths; /* NULL-terminated list of property paths */
 } vmp_vim_propset;
 
 typedef struct vmp_vim_objects vmp_vim_objects;
@@ -122,7 +122,7 @@ typedef struct vmp_vim_relocate {
 /* VirtualMachineConfigSpec; NULL / empty members are left out. */
 typedef struct vmp_vim_config {
     const char *annotation;
-    const char *device_change; /* ready XML: one or more <deviceChange> elements */
+    const char *device_change;   /* ready XML: one or more <deviceChange> elements */
     const vmp_vim_option *extra; /* extraConfig entries */
     size_t n_extra;
 } vmp_vim_config;
@@ -143,19 +143,19 @@ void vmp_vim_clone_xml(vmp_buf *b, const char *elem, const vmp_vim_clone *c);
 
 typedef struct vmp_vim_device {
     int key;
-    char xsi_type[64];         /* "VirtualDisk", "ParaVirtualSCSIController", ... */
-    char label[80];            /* deviceInfo.label ("ethernet-0") */
-    char summary[160];         /* deviceInfo.summary */
-    int controller_key;        /* -1 when absent */
-    int unit;                  /* -1 when absent */
-    bool scsi_controller;      /* has scsiCtlrUnitNumber */
-    int scsi_unit;             /* the controller's own unit (7) */
+    char xsi_type[64];    /* "VirtualDisk", "ParaVirtualSCSIController", ... */
+    char label[80];       /* deviceInfo.label ("ethernet-0") */
+    char summary[160];    /* deviceInfo.summary */
+    int controller_key;   /* -1 when absent */
+    int unit;             /* -1 when absent */
+    bool scsi_controller; /* has scsiCtlrUnitNumber */
+    int scsi_unit;        /* the controller's own unit (7) */
     bool disk;
-    bool nic;                  /* an ethernet card (has macAddress or addressType) */
-    char mac[32];              /* NIC macAddress */
-    char address_type[16];     /* NIC addressType ("generated", "manual", ...) */
-    char file[512];            /* disk backing fileName */
-    vmp_moref datastore;       /* disk backing datastore */
+    bool nic;              /* an ethernet card (has macAddress or addressType) */
+    char mac[32];          /* NIC macAddress */
+    char address_type[16]; /* NIC addressType ("generated", "manual", ...) */
+    char file[512];        /* disk backing fileName */
+    vmp_moref datastore;   /* disk backing datastore */
     char disk_mode[32];
     bool thin;
     long long capacity_kb;

@@ -10,7 +10,8 @@
 int vmp_moref_set(vmp_moref *ref, const char *type, const char *value)
 {
     if (vmp_strlcpy(ref->type, type ? type : "", sizeof ref->type) != 0 ||
-        vmp_strlcpy(ref->value, value ? value : "", sizeof ref->value) != 0) {
+        vmp_strlcpy(ref->value, value ? value : "", sizeof ref->value) != 0)
+    {
         ref->type[0] = ref->value[0] = '\0';
         return -1;
     }
@@ -35,14 +36,30 @@ void vmp_xml_escape(vmp_buf *b, const char *s)
         const char *rep = NULL;
         unsigned char c = (unsigned char)*p;
         switch (c) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        case '\t': rep = "&#9;"; break;
-        case '\n': rep = "&#10;"; break;
-        case '\r': rep = "&#13;"; break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        case '\t':
+            rep = "&#9;";
+            break;
+        case '\n':
+            rep = "&#10;";
+            break;
+        case '\r':
+            rep = "&#13;";
+            break;
         default:
             if (c < 0x20 || c == 0x7f)
                 rep = ""; /* not representable in XML 1.0: dropped */

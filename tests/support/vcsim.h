@@ -19,8 +19,8 @@ typedef struct vmp_vcsim_opts {
     const char *script_dir; /* directory holding start-vcsim.sh / stop-vcsim.sh */
     const char *username;   /* enforce these credentials (NULL: any non-empty) */
     const char *password;
-    const char *args;       /* extra vcsim flags, e.g. "-session-timeout 1s" */
-    int plain_http;         /* 1: serve plain http (VCSIM_TLS=0); default https */
+    const char *args; /* extra vcsim flags, e.g. "-session-timeout 1s" */
+    int plain_http;   /* 1: serve plain http (VCSIM_TLS=0); default https */
 } vmp_vcsim_opts;
 
 /* Starts a simulator. Returns 0 and sets *out, or -1 with a reason in why
@@ -29,8 +29,8 @@ int vmp_vcsim_start(const vmp_vcsim_opts *opts, vmp_vcsim **out, char *why, size
 /* Stops it (SIGTERM by pid via stop-vcsim.sh) and removes its run dir. */
 void vmp_vcsim_stop(vmp_vcsim *v);
 
-const char *vmp_vcsim_url(const vmp_vcsim *v);     /* https://127.0.0.1:PORT/sdk */
-const char *vmp_vcsim_cacert(const vmp_vcsim *v);  /* PEM file ("" with plain http) */
+const char *vmp_vcsim_url(const vmp_vcsim *v);    /* https://127.0.0.1:PORT/sdk */
+const char *vmp_vcsim_cacert(const vmp_vcsim *v); /* PEM file ("" with plain http) */
 const char *vmp_vcsim_username(const vmp_vcsim *v);
 const char *vmp_vcsim_password(const vmp_vcsim *v);
 int vmp_vcsim_pid(const vmp_vcsim *v);

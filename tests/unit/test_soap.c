@@ -153,8 +153,8 @@ static void test_reply_ok(void **state)
 
     /* Not found: an empty answer, no returnval. */
     r = NULL;
-    doc = ENV_OPEN "<FindByInventoryPathResponse xmlns=\"urn:vim25\"></FindByInventoryPathResponse>"
-                   ENV_CLOSE;
+    doc = ENV_OPEN
+        "<FindByInventoryPathResponse xmlns=\"urn:vim25\"></FindByInventoryPathResponse>" ENV_CLOSE;
     assert_int_equal(parse(doc, 200, "FindByInventoryPath", &r, fault, &err), 0);
     assert_null(vmp_soap_reply_returnval(r));
     vmp_soap_reply_free(r);
@@ -197,10 +197,11 @@ static void test_faults(void **state)
          "RetrievePropertiesEx: ManagedObjectNotFound: The object has already been deleted or "
          "has not been completely created (obj: vm-73)"},
         {"injected system error, reason equal to the text",
-         ENV_OPEN "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>vcsim "
-                  "injected fault for PowerOnVM_Task</faultstring><detail><SystemErrorFault "
-                  "xmlns=\"urn:vim25\" xsi:type=\"SystemError\"><reason>vcsim injected fault "
-                  "for PowerOnVM_Task</reason></SystemErrorFault></detail></soapenv:Fault>" ENV_CLOSE,
+         ENV_OPEN
+         "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>vcsim "
+         "injected fault for PowerOnVM_Task</faultstring><detail><SystemErrorFault "
+         "xmlns=\"urn:vim25\" xsi:type=\"SystemError\"><reason>vcsim injected fault "
+         "for PowerOnVM_Task</reason></SystemErrorFault></detail></soapenv:Fault>" ENV_CLOSE,
          500, VMP_EPROVIDER, "SystemError",
          "PowerOnVM_Task: SystemError: vcsim injected fault for PowerOnVM_Task"},
         {"duplicate name, prefixed xsi and no xsi:type (type from the element name)",
@@ -217,7 +218,8 @@ static void test_faults(void **state)
                   "<existingState>poweredOn</existingState></InvalidPowerStateFault></detail>"
                   "</soapenv:Fault>" ENV_CLOSE,
          500, VMP_ESTATE, "InvalidPowerState",
-         "MarkAsTemplate: InvalidPowerState (requestedState: poweredOff, existingState: poweredOn)"},
+         "MarkAsTemplate: InvalidPowerState (requestedState: poweredOff, existingState: "
+         "poweredOn)"},
         {"method not found",
          ENV_OPEN "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>"
                   "VirtualMachine:vm-73 does not implement: MigrateVM_Task</faultstring><detail>"
@@ -232,27 +234,30 @@ static void test_faults(void **state)
                   "parse request</faultstring></soapenv:Fault>" ENV_CLOSE,
          500, VMP_EPROVIDER, "Client", "Login: Client: Unable to parse request"},
         {"fault in an HTTP 200 answer is still a fault",
-         ENV_OPEN "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>no"
-                  "</faultstring><detail><NoPermissionFault xmlns=\"urn:vim25\" "
-                  "xsi:type=\"NoPermission\"></NoPermissionFault></detail></soapenv:Fault>" ENV_CLOSE,
+         ENV_OPEN
+         "<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>no"
+         "</faultstring><detail><NoPermissionFault xmlns=\"urn:vim25\" "
+         "xsi:type=\"NoPermission\"></NoPermissionFault></detail></soapenv:Fault>" ENV_CLOSE,
          200, VMP_EPROVIDER, "NoPermission", "Destroy_Task: NoPermission: no"},
         {"missingSet NotAuthenticated (vcsim, no session)",
-         ENV_OPEN "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects><obj "
-                  "type=\"VirtualMachine\">vm-63</obj><missingSet><path>name</path><fault><fault "
-                  XSI "XMLSchema-instance:type=\"NotAuthenticated\"><object type=\"VirtualMachine\">"
-                  "vm-63</object><privilegeId>System.Read</privilegeId></fault></fault>"
-                  "</missingSet></objects></returnval></RetrievePropertiesExResponse>" ENV_CLOSE,
+         ENV_OPEN
+         "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"><returnval><objects><obj "
+         "type=\"VirtualMachine\">vm-63</obj><missingSet><path>name</path><fault><fault " XSI
+         "XMLSchema-instance:type=\"NotAuthenticated\"><object type=\"VirtualMachine\">"
+         "vm-63</object><privilegeId>System.Read</privilegeId></fault></fault>"
+         "</missingSet></objects></returnval></RetrievePropertiesExResponse>" ENV_CLOSE,
          200, VMP_EPROVIDER, "NotAuthenticated",
          "RetrievePropertiesEx: NotAuthenticated (reported in missingSet)"},
         {"missingSet NotAuthenticated (RetrieveProperties shape)",
-         ENV_OPEN "<RetrievePropertiesResponse xmlns=\"urn:vim25\"><returnval><obj "
-                  "type=\"VirtualMachine\">vm-63</obj><missingSet><path>name</path><fault><fault "
-                  XSI "XMLSchema-instance:type=\"NotAuthenticated\"></fault></fault></missingSet>"
-                  "</returnval></RetrievePropertiesResponse>" ENV_CLOSE,
+         ENV_OPEN
+         "<RetrievePropertiesResponse xmlns=\"urn:vim25\"><returnval><obj "
+         "type=\"VirtualMachine\">vm-63</obj><missingSet><path>name</path><fault><fault " XSI
+         "XMLSchema-instance:type=\"NotAuthenticated\"></fault></fault></missingSet>"
+         "</returnval></RetrievePropertiesResponse>" ENV_CLOSE,
          200, VMP_EPROVIDER, "NotAuthenticated",
          "RetrieveProperties: NotAuthenticated (reported in missingSet)"},
-        {"proxy error page",
-         "<html><body>503 Service Unavailable</body></html>", 503, VMP_EPROVIDER, "",
+        {"proxy error page", "<html><body>503 Service Unavailable</body></html>", 503,
+         VMP_EPROVIDER, "",
          "CurrentTime: HTTP 503: <html><body>503 Service Unavailable</body></html>"},
         {"non-200 SOAP answer without fault",
          ENV_OPEN "<CurrentTimeResponse xmlns=\"urn:vim25\"/>" ENV_CLOSE, 502, VMP_EPROVIDER, "",
@@ -265,8 +270,7 @@ static void test_faults(void **state)
         {"empty body", ENV_OPEN ENV_CLOSE, 200, VMP_EPROVIDER, "", "CurrentTime: empty SOAP body"},
     };
     for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
-        const char *method = strncmp(cases[i].msg, "CurrentTime", 11) == 0 ? "CurrentTime"
-                                                                             : NULL;
+        const char *method = strncmp(cases[i].msg, "CurrentTime", 11) == 0 ? "CurrentTime" : NULL;
         char m[64];
         if (!method) {
             const char *colon = strchr(cases[i].msg, ':');
@@ -371,7 +375,8 @@ static void test_moref_vs_xsi_type(void **state)
     assert_string_equal(ref.type, "Datastore");
     assert_string_equal(ref.value, "/tmp/ds@folder-5");
     xmlFreeDoc(d);
-    doc = "<val xmlns:q=\"http://www.w3.org/2001/XMLSchema-instance\" q:type=\"xsd:string\">x</val>";
+    doc =
+        "<val xmlns:q=\"http://www.w3.org/2001/XMLSchema-instance\" q:type=\"xsd:string\">x</val>";
     d = xmlReadMemory(doc, (int)strlen(doc), "x.xml", NULL, XML_PARSE_NONET);
     assert_int_equal(vmp_xml_read_moref(xmlDocGetRootElement(d), &ref), -1);
     vmp_xml_xsi_type(xmlDocGetRootElement(d), t, sizeof t);
@@ -382,17 +387,17 @@ static void test_moref_vs_xsi_type(void **state)
 static void test_service_content(void **state)
 {
     (void)state;
-    const char *doc =
-        ENV_OPEN "<RetrieveServiceContentResponse xmlns=\"urn:vim25\"><returnval>"
-                 "<rootFolder type=\"Folder\">group-d1</rootFolder>"
-                 "<propertyCollector type=\"PropertyCollector\">propertyCollector</propertyCollector>"
-                 "<viewManager type=\"ViewManager\">ViewManager</viewManager>"
-                 "<about><fullName>VMware vCenter Server 6.5.0</fullName><apiType>VirtualCenter"
-                 "</apiType><apiVersion>6.5</apiVersion></about>"
-                 "<sessionManager type=\"SessionManager\">SessionManager</sessionManager>"
-                 "<searchIndex type=\"SearchIndex\">SearchIndex</searchIndex>"
-                 "<virtualDiskManager type=\"VirtualDiskManager\">virtualDiskManager"
-                 "</virtualDiskManager></returnval></RetrieveServiceContentResponse>" ENV_CLOSE;
+    const char *doc = ENV_OPEN
+        "<RetrieveServiceContentResponse xmlns=\"urn:vim25\"><returnval>"
+        "<rootFolder type=\"Folder\">group-d1</rootFolder>"
+        "<propertyCollector type=\"PropertyCollector\">propertyCollector</propertyCollector>"
+        "<viewManager type=\"ViewManager\">ViewManager</viewManager>"
+        "<about><fullName>VMware vCenter Server 6.5.0</fullName><apiType>VirtualCenter"
+        "</apiType><apiVersion>6.5</apiVersion></about>"
+        "<sessionManager type=\"SessionManager\">SessionManager</sessionManager>"
+        "<searchIndex type=\"SearchIndex\">SearchIndex</searchIndex>"
+        "<virtualDiskManager type=\"VirtualDiskManager\">virtualDiskManager"
+        "</virtualDiskManager></returnval></RetrieveServiceContentResponse>" ENV_CLOSE;
     vmp_soap_reply *r = NULL;
     vmp_err err = {0};
     assert_int_equal(parse(doc, 200, "RetrieveServiceContent", &r, NULL, &err), 0);
@@ -580,9 +585,8 @@ static void test_retrieve_args(void **state)
         child_names(spec, names, sizeof names);
         assert_string_equal(names, "propSet propSet objectSet objectSet");
         char text[64];
-        assert_int_equal(vmp_xml_child_text(vmp_xml_child(spec, "objectSet"), "skip", text,
-                                            sizeof text),
-                         0);
+        assert_int_equal(
+            vmp_xml_child_text(vmp_xml_child(spec, "objectSet"), "skip", text, sizeof text), 0);
         assert_string_equal(text, cases[i].skip);
         xmlNode *ps = vmp_xml_child(spec, "propSet");
         xmlNode *second = vmp_xml_next(vmp_xml_child(ps, "pathSet"), "pathSet");
@@ -659,9 +663,8 @@ static void test_objects(void **state)
     /* An answer matching nothing. */
     r = NULL;
     o = NULL;
-    const char *empty =
-        ENV_OPEN "<RetrievePropertiesExResponse xmlns=\"urn:vim25\"></RetrievePropertiesExResponse>"
-                 ENV_CLOSE;
+    const char *empty = ENV_OPEN "<RetrievePropertiesExResponse "
+                                 "xmlns=\"urn:vim25\"></RetrievePropertiesExResponse>" ENV_CLOSE;
     assert_int_equal(parse(empty, 200, "RetrievePropertiesEx", &r, NULL, &err), 0);
     assert_int_equal(vmp_vim_objects_from_reply(r, &o, token, sizeof token, &err), 0);
     assert_int_equal(vmp_vim_objects_count(o), 0);
@@ -682,15 +685,17 @@ static void test_task_error(void **state)
          "XMLSchema-instance:type=\"SystemError\"><reason>vcsim injected fault for "
          "CloneVM_Task</reason></fault><localizedMessage>*types.SystemError</localizedMessage>"
          "</val>",
-         VMP_EPROVIDER, "clone of t to v failed: SystemError (reason: vcsim injected fault for "
-                        "CloneVM_Task)"},
+         VMP_EPROVIDER,
+         "clone of t to v failed: SystemError (reason: vcsim injected fault for "
+         "CloneVM_Task)"},
         /* vCenter's localizedMessage is a sentence worth keeping. */
         {"<val " XSI "XMLSchema-instance:type=\"LocalizedMethodFault\"><fault "
          "XMLSchema-instance:type=\"InsufficientResourcesFault\"></fault><localizedMessage>"
          "Insufficient resources to satisfy configured failover level for vSphere HA."
          "</localizedMessage></val>",
-         VMP_EPROVIDER, "clone of t to v failed: InsufficientResourcesFault: Insufficient "
-                        "resources to satisfy configured failover level for vSphere HA."},
+         VMP_EPROVIDER,
+         "clone of t to v failed: InsufficientResourcesFault: Insufficient "
+         "resources to satisfy configured failover level for vSphere HA."},
         {"<val " XSI "XMLSchema-instance:type=\"LocalizedMethodFault\"><fault "
          "XMLSchema-instance:type=\"InvalidPowerState\"><existingState>poweredOn</existingState>"
          "</fault></val>",
@@ -718,8 +723,11 @@ static void test_clone_spec(void **state)
     vmp_moref_set(&folder, "Folder", "group-v9");
     vmp_vim_option extra[] = {{"guestinfo.hostname", "vm<1>"}, {"mainMem.iowait", "0"}};
     vmp_vim_clone c = {
-        .location = {.folder = &folder, .datastore = &ds,
-                     .disk_move_type = "moveChildMostDiskBacking", .pool = &pool, .host = &host},
+        .location = {.folder = &folder,
+                     .datastore = &ds,
+                     .disk_move_type = "moveChildMostDiskBacking",
+                     .pool = &pool,
+                     .host = &host},
         .config = {.annotation = "{\n  \"name\": \"vm\"\n}",
                    .device_change = "<deviceChange><operation>edit</operation></deviceChange>",
                    .extra = extra,
@@ -759,29 +767,31 @@ static void test_clone_spec(void **state)
     vmp_buf_free(&b);
 }
 
-#define DEV(type, body) "<VirtualDevice XMLSchema-instance:type=\"" type "\">" body "</VirtualDevice>"
+#define DEV(type, body)                                                                            \
+    "<VirtualDevice XMLSchema-instance:type=\"" type "\">" body "</VirtualDevice>"
 
 static void test_devices(void **state)
 {
     (void)state;
-    const char *xml =
-        "<val " XSI "XMLSchema-instance:type=\"ArrayOfVirtualDevice\">"
-        DEV("VirtualPCIController", "<key>100</key><busNumber>0</busNumber>")
-        DEV("VirtualLsiLogicController", "<key>1001</key><busNumber>1</busNumber>"
-            "<scsiCtlrUnitNumber>7</scsiCtlrUnitNumber>")
+    const char *xml = "<val " XSI "XMLSchema-instance:type=\"ArrayOfVirtualDevice\">" DEV(
+        "VirtualPCIController",
+        "<key>100</key><busNumber>0</busNumber>") DEV("VirtualLsiLogicController",
+                                                      "<key>1001</key><busNumber>1</busNumber>"
+                                                      "<scsiCtlrUnitNumber>7</scsiCtlrUnitNumber>")
         DEV("ParaVirtualSCSIController", "<key>1000</key><busNumber>0</busNumber>"
-            "<scsiCtlrUnitNumber>7</scsiCtlrUnitNumber>")
-        DEV("VirtualDisk", "<key>2000</key><deviceInfo><label>Hard disk 1</label></deviceInfo>"
-            "<backing XMLSchema-instance:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>"
-            "[ds1] vm/vm.vmdk</fileName><datastore type=\"Datastore\">datastore-1</datastore>"
-            "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned></backing>"
-            "<controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
-            "<capacityInKB>1048576</capacityInKB>")
-        DEV("VirtualVmxnet3", "<key>4000</key><deviceInfo><label>Network adapter 1</label>"
-            "<summary>VM Network</summary></deviceInfo><controllerKey>100</controllerKey>"
-            "<unitNumber>7</unitNumber><addressType>assigned</addressType>"
-            "<macAddress>00:50:56:aa:bb:cc</macAddress>")
-        "</val>";
+                                         "<scsiCtlrUnitNumber>7</scsiCtlrUnitNumber>")
+            DEV("VirtualDisk",
+                "<key>2000</key><deviceInfo><label>Hard disk 1</label></deviceInfo>"
+                "<backing XMLSchema-instance:type=\"VirtualDiskFlatVer2BackingInfo\"><fileName>"
+                "[ds1] vm/vm.vmdk</fileName><datastore type=\"Datastore\">datastore-1</datastore>"
+                "<diskMode>persistent</diskMode><thinProvisioned>true</thinProvisioned></backing>"
+                "<controllerKey>1000</controllerKey><unitNumber>0</unitNumber>"
+                "<capacityInKB>1048576</capacityInKB>")
+                DEV("VirtualVmxnet3",
+                    "<key>4000</key><deviceInfo><label>Network adapter 1</label>"
+                    "<summary>VM Network</summary></deviceInfo><controllerKey>100</controllerKey>"
+                    "<unitNumber>7</unitNumber><addressType>assigned</addressType>"
+                    "<macAddress>00:50:56:aa:bb:cc</macAddress>") "</val>";
     xmlDoc *doc;
     xmlNode *val = root_of(xml, &doc);
     vmp_vim_device *d = NULL;
@@ -909,12 +919,9 @@ static void test_snapshot_find(void **state)
     xmlNode *val = root_of(xml, &doc);
     static const struct {
         const char *name, *id;
-    } cases[] = {{"base", "snapshot-1"},
-                 {"child", "snapshot-2"},
-                 {"grand & child", "snapshot-3"},
-                 {"second root", "snapshot-4"},
-                 {"missing", NULL},
-                 {"", NULL}};
+    } cases[] = {
+        {"base", "snapshot-1"},        {"child", "snapshot-2"}, {"grand & child", "snapshot-3"},
+        {"second root", "snapshot-4"}, {"missing", NULL},       {"", NULL}};
     for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
         vmp_moref r;
         int rc = vmp_vim_snapshot_find(val, cases[i].name, &r);
@@ -934,8 +941,11 @@ static void test_snapshot_find(void **state)
 
 static vmp_host_facts host(const char *name, const char *model, double cpu_used, double mem_used)
 {
-    vmp_host_facts h = {.connected = true, .cpu_mhz = 2000, .cores = 4,
-                        .mem_bytes = 8.0 * 1024 * 1024 * 1024, .have_stats = true};
+    vmp_host_facts h = {.connected = true,
+                        .cpu_mhz = 2000,
+                        .cores = 4,
+                        .mem_bytes = 8.0 * 1024 * 1024 * 1024,
+                        .have_stats = true};
     snprintf(h.name, sizeof h.name, "%s", name);
     snprintf(h.cpu_model, sizeof h.cpu_model, "%s", model);
     snprintf(h.status, sizeof h.status, "green");
@@ -1008,7 +1018,7 @@ static void test_hostsel_round_robin(void **state)
     (void)state;
     /* Scores (CPU %): a 50, b 10, c 25, d 5 (other model), e 25; average 23. */
     vmp_host_facts hosts[] = {
-        host("a", "E5", 4000, 4096), host("b", "E5", 800, 4096), host("c", "E5", 2000, 4096),
+        host("a", "E5", 4000, 4096), host("b", "E5", 800, 4096),  host("c", "E5", 2000, 4096),
         host("d", "X9", 400, 4096),  host("e", "E5", 2000, 4096),
     };
     vmp_hostsel_rr rr = {0};
