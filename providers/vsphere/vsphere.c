@@ -381,6 +381,15 @@ int vsp_open(vmp_provider *p, void **self, vmp_err *err)
                          "password in its :providers: entry");
         goto out;
     }
+    const char *auth = strstr(server, "://") ? strstr(server, "://") + 3 : server;
+    const char *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+    if (at && (!slash || at < slash)) {
+        /* Credentials in the URL would end up in log lines and errors. */
+        rc = vmp_err_set(err, VMP_EINVAL,
+                         "server: put the user name and password in username "
+                         "and password, not in the server address");
+        goto out;
+    }
     if (strstr(server, "://") && strncasecmp(server, "https://", 8) != 0 &&
         strncasecmp(server, "http://", 7) != 0)
     {

@@ -832,6 +832,13 @@ static void test_provider_config_errors(void **state)
                      VMP_EINVAL);
     assert_non_null(strstr(err.msg, "https://"));
     inst_close(&in);
+    assert_int_equal(inst_open(&in,
+                               "---\n:providers:\n  :vsphere:\n    server: 'https://u:pw@vc/sdk'\n"
+                               "    username: u\n    password: p\n",
+                               &err),
+                     VMP_EINVAL);
+    assert_null(strstr(err.msg, "pw"));
+    inst_close(&in);
 }
 
 static void test_provider_lifecycle(void **state)
