@@ -305,6 +305,17 @@ out:
     return rc;
 }
 
+int vmp_lua_provider_debug_top(void *self, size_t i)
+{
+    lua_provider *lp = self;
+    if (!lp || i >= lp->n || !lp->slots[i].l)
+        return -1;
+    pthread_mutex_lock(&lp->slots[i].lock);
+    int top = lua_gettop(lp->slots[i].l->L);
+    pthread_mutex_unlock(&lp->slots[i].lock);
+    return top;
+}
+
 /* ---- calls ---------------------------------------------------------------------------- */
 
 enum { R_NAMES, R_VM, R_ACTION, R_BOOL, R_STRING };

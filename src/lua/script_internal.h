@@ -128,6 +128,10 @@ void vmp_lua_open_config(lua_State *L); /* pool, provider_config, global, config
 void vmp_lua_open_provider(lua_State *L); /* vmpool.provider */
 void vmp_lua_open_policy(lua_State *L);   /* vmpool.policy */
 
+/* Tests: the stack top of state i of a Lua provider instance (its self),
+ * or -1. Calls must leave it unchanged. */
+int vmp_lua_provider_debug_top(void *self, size_t i);
+
 /* The contract methods a Lua provider may implement, in ops order. */
 extern const char *const vmp_lua_provider_methods[];
 
