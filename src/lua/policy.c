@@ -110,7 +110,7 @@ static int pstate_make(const vmp_config *cfg, const vmp_strlist *files, bool uns
     };
     int rc = vmp_lua_new(&o, &st->l, err);
     if (rc == 0 && (rc = vmp_lua_run_files(st->l, files, err)) != 0)
-        vmp_log(VMP_LOG_ERROR, SUBSYS, "%s", vmp_lua_last_error(st->l));
+        vmp_log(VMP_LOG_WARN, SUBSYS, "%s", vmp_lua_last_error(st->l));
     if (rc == 0) {
         init_args a = {st};
         lua_pushcfunction(st->l->L, init_state);
