@@ -48,14 +48,15 @@ cat >"$dir/vmpool.yaml" <<YAML
 :pools:
   - name: bench
     template: templates/bench
-    size: $nvms
+    size: 1000
     dns_plugin: example
 YAML
 "$root/build-bench-api/tests/vmpool-api-test-server" --config "$dir/vmpool.yaml" \
   --redis-socket "$sock" --threads 4 --port-file "$dir/port" >"$dir/server.log" 2>&1 &
 server=$!
 pids+=($server)
-for _ in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+[ -s "$dir/port" ] || { cat "$dir/server.log"; echo "the API server did not start"; exit 1; }
 url="http://127.0.0.1:$(cat "$dir/port")"
 
 # CPU seconds (user+system) a process has used so far.

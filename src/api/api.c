@@ -23,6 +23,7 @@
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static void store_destructor(void *p) { vmp_store_free(p); }
+static void events_stop(vmp_api *api);
 
 int vmp_api_new(const vmp_api_opts *opts, vmp_api **out, vmp_err *err)
 {
@@ -33,6 +34,15 @@ int vmp_api_new(const vmp_api_opts *opts, vmp_api **out, vmp_err *err)
     api = calloc(1, sizeof(*api));
     if (!api)
         return vmp_err_set(err, VMP_ENOMEM, "api: out of memory");
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* A reload must not starve behind a steady stream of requests. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&api->cfg_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&api->cache_lock, NULL);
+    pthread_mutex_init(&api->ev_lock, NULL);
+    pthread_cond_init(&api->ev_cond, NULL);
     api->store_opts = *opts->store;
     /* A request must not hang while Redis is away: fail after a few quick
      * attempts and answer 503 (the next request tries again). */
@@ -65,13 +75,6 @@ int vmp_api_new(const vmp_api_opts *opts, vmp_api **out, vmp_err *err)
         rc = vmp_err_set(err, VMP_ENOMEM, "api: out of memory");
         goto out;
     }
-    pthread_rwlockattr_t attr;
-    pthread_rwlockattr_init(&attr);
-    /* A reload must not starve behind a steady stream of requests. */
-    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&api->cfg_lock, &attr);
-    pthread_rwlockattr_destroy(&attr);
-    pthread_mutex_init(&api->cache_lock, NULL);
     if (pthread_key_create(&api->store_key, store_destructor) != 0) {
         rc = vmp_err_set(err, VMP_ENOMEM, "api: cannot create a thread key");
         goto out;
@@ -116,6 +119,7 @@ void vmp_api_stop(vmp_api *api)
     MHD_stop_daemon(api->daemon);
     api->daemon = NULL;
     api->port = 0;
+    events_stop(api);
 }
 
 void vmp_api_free(vmp_api *api)
@@ -129,6 +133,8 @@ void vmp_api_free(vmp_api *api)
     api_cache_clear(api);
     pthread_rwlock_destroy(&api->cfg_lock);
     pthread_mutex_destroy(&api->cache_lock);
+    pthread_mutex_destroy(&api->ev_lock);
+    pthread_cond_destroy(&api->ev_cond);
     free(api->cache);
     free(api->host);
     free(api);
@@ -169,6 +175,113 @@ int vmp_api_parse_listen(const char *text, char **host, int *port, vmp_err *err)
     }
     *port = (int)p;
     return 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+#define API_MAX_PENDING_EVENTS 10000
+
+void api_event(vmp_api *api, const char *type, const char *pool)
+{
+    char *e = vmp_asprintf("%s %s", type, pool ? pool : "");
+    if (!e)
+        return;
+    pthread_mutex_lock(&api->ev_lock);
+    bool dup = false;
+    for (size_t i = 0; i < api->nev && !dup; i++)
+        dup = !strcmp(api->ev[i], e);
+    if (!dup && api->ev_running && api->nev < API_MAX_PENDING_EVENTS) {
+        if (api->nev == api->capev) {
+            size_t cap = api->capev ? api->capev * 2 : 16;
+            char **v = realloc(api->ev, cap * sizeof(*v));
+            if (v) {
+                api->ev = v;
+                api->capev = cap;
+            }
+        }
+        if (api->nev < api->capev) {
+            api->ev[api->nev++] = e;
+            e = NULL;
+            pthread_cond_signal(&api->ev_cond);
+        }
+    }
+    pthread_mutex_unlock(&api->ev_lock);
+    free(e);
+}
+
+static void *event_thread(void *ud)
+{
+    vmp_api *api = ud;
+    vmp_store *s = NULL;
+    bool failing = false;
+    char **batch = NULL;
+    size_t nbatch = 0;
+    pthread_mutex_lock(&api->ev_lock);
+    while (1) {
+        while (api->nev == 0 && !api->ev_stop)
+            pthread_cond_wait(&api->ev_cond, &api->ev_lock);
+        if (api->nev == 0 && api->ev_stop)
+            break;
+        /* take everything pending: events that piled up meanwhile go out
+         * once each */
+        batch = api->ev;
+        nbatch = api->nev;
+        api->ev = NULL;
+        api->nev = api->capev = 0;
+        pthread_mutex_unlock(&api->ev_lock);
+        vmp_err err = {0};
+        int rc = 0;
+        if (!s)
+            rc = vmp_store_open(&api->store_opts, &s, &err);
+        for (size_t i = 0; i < nbatch; i++) {
+            char *sp = strchr(batch[i], ' ');
+            if (rc == 0 && sp) {
+                *sp = '\0';
+                rc = vmp_store_publish(s, batch[i], sp + 1, &err);
+            }
+            free(batch[i]);
+        }
+        free(batch);
+        batch = NULL;
+        if (rc != 0 && !failing)
+            vmp_log(VMP_LOG_WARN, "api", "events not published: %s", err.msg);
+        failing = rc != 0;
+        pthread_mutex_lock(&api->ev_lock);
+    }
+    pthread_mutex_unlock(&api->ev_lock);
+    vmp_store_free(s);
+    return NULL;
+}
+
+static int events_start(vmp_api *api, vmp_err *err)
+{
+    api->ev_stop = false;
+    api->ev_running = true;
+    if (pthread_create(&api->ev_thread, NULL, event_thread, api) != 0) {
+        api->ev_running = false;
+        return vmp_err_set(err, VMP_EIO, "api: cannot start the event thread");
+    }
+    return 0;
+}
+
+/* Publishes what is pending, then ends the thread. */
+static void events_stop(vmp_api *api)
+{
+    if (!api->ev_running)
+        return;
+    pthread_mutex_lock(&api->ev_lock);
+    api->ev_stop = true;
+    pthread_cond_signal(&api->ev_cond);
+    pthread_mutex_unlock(&api->ev_lock);
+    pthread_join(api->ev_thread, NULL);
+    pthread_mutex_lock(&api->ev_lock);
+    api->ev_running = false;
+    for (size_t i = 0; i < api->nev; i++)
+        free(api->ev[i]);
+    free(api->ev);
+    api->ev = NULL;
+    api->nev = api->capev = 0;
+    pthread_mutex_unlock(&api->ev_lock);
 }
 
 /* ---- the listen socket ----------------------------------------------------- */
@@ -706,6 +819,11 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
     int rc = open_listener(api, &fd, &v6, err);
     if (rc)
         return rc;
+    rc = events_start(api, err);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
     if (v6)
         flags |= MHD_USE_IPv6;
@@ -717,6 +835,7 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
         MHD_OPTION_END);
     if (!api->daemon) {
         close(fd);
+        events_stop(api);
         api->port = 0;
         return vmp_err_set(err, VMP_EIO, "api: cannot start the HTTP server on %s:%d",
                            api->host, api->port_opt);

@@ -74,9 +74,7 @@ static bool as_integer(const json_t *v, long long *out)
 
 static void publish(api_req *r, vmp_store *s, const char *type, const char *pool)
 {
-    vmp_err err = {0};
-    if (vmp_store_publish(s, type, pool, &err) != 0)
-        vmp_log(VMP_LOG_WARN, "api", "publish %s %s: %s", type, pool, err.msg);
+    api_event(r->api, type, pool);
 }
 
 /* Current value of a pool setting: the Redis override, else the config's. */

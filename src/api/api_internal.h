@@ -63,7 +63,18 @@ struct vmp_api {
     pthread_mutex_t cache_lock;
     struct api_cache_entry *cache;
     size_t ncache;
+    /* Events for the manager, published by a thread of their own so a
+     * request never waits on them; repeats pending at once are sent once. */
+    pthread_mutex_t ev_lock;
+    pthread_cond_t ev_cond;
+    pthread_t ev_thread;
+    bool ev_running, ev_stop;
+    char **ev;   /* "type\0pool" pairs as "type pool" strings */
+    size_t nev, capev;
 };
+
+/* Queues the event "<type> <pool>" for publishing (vmp_store_publish). */
+void api_event(vmp_api *api, const char *type, const char *pool);
 
 /* ---- a request ------------------------------------------------------------ */
 

@@ -170,8 +170,7 @@ static void generate(api_req *r, od_part *parts, size_t n, const char *given_id,
         api_reply_store_error(r, &err);
         return;
     }
-    if (vmp_store_publish(s, "ondemand", "", &err) != 0)
-        vmp_log(VMP_LOG_WARN, "api", "publish ondemand: %s", err.msg);
+    api_event(r->api, "ondemand", "");
     vmp_metrics_increment(r->api->metrics, "ondemandrequest_generate.success");
     json_t *o = json_object();
     json_object_set_new(o, "ok", json_true());

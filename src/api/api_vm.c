@@ -332,14 +332,9 @@ static void allocate(api_req *r, want_req *wr, size_t nwr)
             vmp_metrics_increment(r->api->metrics, "user.%s.allocate.%s", u, pl);
         }
     }
-    /* Wake the manager once per pool so it refills at once. */
-    for (size_t i = 0; i < res.nvms; i++) {
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = !strcmp(res.vms[j].pool, res.vms[i].pool);
-        if (!seen && vmp_store_publish(s, "checkout", res.vms[i].pool, &err) != 0)
-            vmp_log(VMP_LOG_WARN, "api", "publish checkout %s: %s", res.vms[i].pool, err.msg);
-    }
+    /* Wake the manager so it refills at once. */
+    for (size_t i = 0; i < res.nvms; i++)
+        api_event(r->api, "checkout", res.vms[i].pool);
     api_reply(r, 200, o);
 out:
     vmp_store_checkout_result_clear(&res);
@@ -835,20 +830,19 @@ static void vm_delete(api_req *r, const char *host)
     if (!s)
         return;
     vmp_err err = {0};
-    vmp_strlist kv = {0};
-    char *pool = NULL;
-    if (vmp_store_vm_getall(s, name, &kv, &err) != 0) {
-        api_reply_store_error(r, &err);
-        goto out;
-    }
-    if (kv.n == 0) {
+    char *pool = NULL, *user = NULL;
+    /* token check and return in one atomic round trip */
+    int rc = vmp_store_vm_return_checked(s, name, r->token, r->now, &pool, &user, &err);
+    if (rc == VMP_ENOENT) {
         api_reply_fail(r, 404);
         goto out;
     }
-    if (vmp_store_kv_get(&kv, "token:token") && !api_need_token(r, NULL))
+    if (rc == VMP_EFAILED) {
+        api_reply_fail(r, 401);
+        r->www_auth = true;
         goto out;
-    int rc = vmp_store_vm_return(s, name, &pool, &err);
-    if (rc == VMP_ESTATE || rc == VMP_ENOENT) {
+    }
+    if (rc == VMP_ESTATE) {
         vmp_metrics_increment(r->api->metrics, "delete.failed");
         api_reply_fail(r, 404);
         goto out;
@@ -859,9 +853,8 @@ static void vm_delete(api_req *r, const char *host)
     }
     vmp_metrics_increment(r->api->metrics, "delete.success");
     if (r->cfg->global.usage_stats) {
-        const char *u = vmp_store_kv_get(&kv, "token:user");
         char ub[128], pb[128];
-        vmp_strlcpy(ub, u ? u : "unauthenticated", sizeof(ub));
+        vmp_strlcpy(ub, user ? user : "unauthenticated", sizeof(ub));
         vmp_strlcpy(pb, pool ? pool : "unknown", sizeof(pb));
         for (char *p = ub; *p; p++)
             if (*p == '.')
@@ -871,14 +864,14 @@ static void vm_delete(api_req *r, const char *host)
                 *p = '_';
         vmp_metrics_increment(r->api->metrics, "user.%s.destroy.%s", ub, pb);
     }
-    if (pool && vmp_store_publish(s, "return", pool, &err) != 0)
-        vmp_log(VMP_LOG_WARN, "api", "publish return %s: %s", pool, err.msg);
+    if (pool)
+        api_event(r->api, "return", pool);
     json_t *res = json_object();
     json_object_set_new(res, "ok", json_true());
     api_reply(r, 200, res);
 out:
     free(pool);
-    vmp_strlist_clear(&kv);
+    free(user);
 }
 
 /* ---- disk and snapshots ---------------------------------------------------------------------- */
@@ -916,7 +909,7 @@ static void vm_disk(api_req *r, const char *host, const char *size)
         api_reply_fail(r, 404);
         return;
     }
-    vmp_store_publish(s, "task", "", &err);
+    api_event(r->api, "task", "");
     json_t *res = json_object();
     json_object_set_new(res, "ok", json_true());
     json_t *o = json_object();
@@ -953,7 +946,7 @@ static void vm_snapshot(api_req *r, const char *host)
         api_reply_store_error(r, &err);
         return;
     }
-    vmp_store_publish(s, "task", "", &err);
+    api_event(r->api, "task", "");
     json_t *res = json_object();
     json_object_set_new(res, "ok", json_true());
     json_t *o = json_object();
@@ -990,7 +983,7 @@ static void vm_revert(api_req *r, const char *host, const char *snap)
         api_reply_store_error(r, &err);
         return;
     }
-    vmp_store_publish(s, "task", "", &err);
+    api_event(r->api, "task", "");
     json_t *res = json_object();
     json_object_set_new(res, "ok", json_true());
     api_reply(r, 202, res);

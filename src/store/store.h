@@ -307,6 +307,9 @@ int vmp_store_counter_set(vmp_store *s, vmp_store_counter c, long long v, vmp_er
 /* INCR / DECR; *out (may be NULL) = new value. */
 int vmp_store_counter_incr(vmp_store *s, vmp_store_counter c, long long *out, vmp_err *err);
 int vmp_store_counter_decr(vmp_store *s, vmp_store_counter c, long long *out, vmp_err *err);
+/* INCRBY delta (negative to decrease); *out (may be NULL) = new value. */
+int vmp_store_counter_add(vmp_store *s, vmp_store_counter c, long long delta, long long *out,
+                          vmp_err *err);
 /* Missing counts as 0. */
 int vmp_store_counter_get(vmp_store *s, vmp_store_counter c, long long *out, vmp_err *err);
 /* INCR only while the value is below limit (atomic); *taken says whether
@@ -546,5 +549,15 @@ int vmp_store_lease_owner(vmp_store *s, const char *pool, char **owner, vmp_err 
  * period seconds, *allowed = true. */
 int vmp_store_ratelimit_hit(vmp_store *s, const char *cls, const char *client, long long limit,
                             long long period, bool *allowed, long long *ttl, vmp_err *err);
+
+/* VM return with vmpooler's token rule, one atomic round trip: VMP_ENOENT
+ * when there is no VM hash; VMP_EFAILED when the VM was checked out with a
+ * token and `token` (may be NULL) names no existing token (nothing
+ * changed); else the token's `last` is set to now, and running ->
+ * completed for the pool in the hash's `template` (VMP_ESTATE if it was not
+ * running). *pool_out and *user_out (may be NULL; must point to NULL)
+ * receive the pool and the VM's token:user when known. */
+int vmp_store_vm_return_checked(vmp_store *s, const char *vm, const char *token, double now,
+                                char **pool_out, char **user_out, vmp_err *err);
 
 #endif

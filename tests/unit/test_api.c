@@ -1227,6 +1227,38 @@ static void test_concurrent_checkout(void **state)
     vmp_api_free(second);
 }
 
+/* Checkouts and returns wake the manager through the event channel. */
+static void test_events(void **state)
+{
+    NEED_SERVER();
+    vmp_store_sub *sub = NULL;
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_sub_open(&sopts, &sub, &err), 0);
+    char *type = NULL, *pool = NULL;
+    /* the subscription is live once a first event round-trips */
+    assert_int_equal(vmp_store_publish(st, "hello", "x", &err), 0);
+    assert_int_equal(vmp_store_sub_wait(sub, 5, &type, &pool, &err), 0);
+    free(type);
+    free(pool);
+    type = pool = NULL;
+    seed_ready("pool3", "vm3");
+    expect_json(req("POST", "/api/v3/vm/pool3", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool3\":{\"hostname\":\"vm3.example.com\"}}");
+    assert_int_equal(vmp_store_sub_wait(sub, 5, &type, &pool, &err), 0);
+    assert_string_equal(type, "checkout");
+    assert_string_equal(pool, "pool3");
+    free(type);
+    free(pool);
+    type = pool = NULL;
+    expect_json(req("DELETE", "/api/v3/vm/vm3", NULL, NULL, NULL), 200, "{\"ok\":true}");
+    assert_int_equal(vmp_store_sub_wait(sub, 5, &type, &pool, &err), 0);
+    assert_string_equal(type, "return");
+    assert_string_equal(pool, "pool3");
+    free(type);
+    free(pool);
+    vmp_store_sub_free(sub);
+}
+
 static void test_listen_parse(void **state)
 {
     char *host = NULL;
@@ -1489,6 +1521,7 @@ int main(void)
         cmocka_unit_test_setup(test_bind_error, each),
         cmocka_unit_test_setup(test_redis_down, each),
         cmocka_unit_test_setup(test_ldap, each),
+        cmocka_unit_test_setup(test_events, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
