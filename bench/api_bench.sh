@@ -52,7 +52,7 @@ cat >"$dir/vmpool.yaml" <<YAML
     dns_plugin: example
 YAML
 "$root/build-bench-api/tests/vmpool-api-test-server" --config "$dir/vmpool.yaml" \
-  --redis-socket "$sock" --threads 4 --port-file "$dir/port" >"$dir/server.log" 2>&1 &
+  --redis-socket "$sock" --threads "${VMP_BENCH_THREADS:-4}" --port-file "$dir/port" >"$dir/server.log" 2>&1 &
 server=$!
 pids+=($server)
 for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
