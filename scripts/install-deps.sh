@@ -8,7 +8,7 @@ packages=(
   liblua5.4-dev lua5.4 lua-busted
   libhiredis-dev libyaml-dev libcurl4-openssl-dev libxml2-dev
   libjansson-dev libmicrohttpd-dev libcmocka-dev libpcre2-dev libldap-dev
-  redis-server redis-tools curl ca-certificates slapd ldap-utils
+  redis-server redis-tools curl ca-certificates slapd ldap-utils openssl
 )
 [ "$#" -gt 0 ] && packages+=("$@")
 

@@ -1325,7 +1325,8 @@ static const char *slapd_conf =
     "suffix \"dc=example,dc=com\"\n"
     "rootdn \"cn=admin,dc=example,dc=com\"\n"
     "rootpw adminpw\n"
-    "directory %s/db\n";
+    "directory %s/db\n"
+    "%s";
 
 static const char *slapd_ldif =
     "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: Example\n"
@@ -1340,7 +1341,7 @@ static const char *slapd_ldif =
     "userPassword: svcpw\n";
 
 static pid_t slapd_pid = -1;
-static int slapd_port;
+static int slapd_port, slapd_tls_port;
 static char slapd_dir[64];
 
 static int free_port(void)
@@ -1368,6 +1369,23 @@ static void write_file(const char *path, const char *text)
 
 /* Starts slapd on 127.0.0.1:<free port> with a throwaway directory; false
  * (with skip_msg set) when slapd is not installed. */
+/* A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI). */
+static bool make_certs(void)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && printf 'subjectAltName=IP:127.0.0.1\\n' >san.ext && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+             "-subj /CN=vmpool-test-ca && "
+             "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+             "-subj /CN=127.0.0.1 && "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out server.pem -days 2 -extfile san.ext && chmod 644 server.key"
+             " >openssl.log 2>&1",
+             slapd_dir);
+    return system(cmd) == 0;
+}
+
 static bool slapd_start(void)
 {
     if (access("/usr/sbin/slapd", X_OK) != 0 || access("/usr/sbin/slapadd", X_OK) != 0) {
@@ -1379,7 +1397,13 @@ static bool slapd_start(void)
     char path[256], cmd[1024], conf[2048];
     snprintf(path, sizeof(path), "%s/db", slapd_dir);
     assert_int_equal(mkdir(path, 0700), 0);
-    snprintf(conf, sizeof(conf), slapd_conf, slapd_dir, slapd_dir);
+    char tls[1024] = "";
+    if (access("/usr/bin/openssl", X_OK) == 0 && make_certs())
+        snprintf(tls, sizeof(tls),
+                 "TLSCACertificateFile %s/ca.pem\nTLSCertificateFile %s/server.pem\n"
+                 "TLSCertificateKeyFile %s/server.key\n",
+                 slapd_dir, slapd_dir, slapd_dir);
+    snprintf(conf, sizeof(conf), slapd_conf, slapd_dir, slapd_dir, tls);
     snprintf(path, sizeof(path), "%s/slapd.conf", slapd_dir);
     write_file(path, conf);
     snprintf(path, sizeof(path), "%s/data.ldif", slapd_dir);
@@ -1388,9 +1412,14 @@ static bool slapd_start(void)
              slapd_dir, slapd_dir, slapd_dir);
     assert_int_equal(system(cmd), 0);
     slapd_port = free_port();
+    slapd_tls_port = tls[0] ? free_port() : 0;
     assert_true(slapd_port > 0);
-    char url[64], cf[256];
-    snprintf(url, sizeof(url), "ldap://127.0.0.1:%d/", slapd_port);
+    char url[160], cf[256];
+    if (slapd_tls_port > 0)
+        snprintf(url, sizeof(url), "ldap://127.0.0.1:%d/ ldaps://127.0.0.1:%d/", slapd_port,
+                 slapd_tls_port);
+    else
+        snprintf(url, sizeof(url), "ldap://127.0.0.1:%d/", slapd_port);
     snprintf(cf, sizeof(cf), "%s/slapd.conf", slapd_dir);
     slapd_pid = fork();
     assert_true(slapd_pid >= 0);
@@ -1484,10 +1513,41 @@ static void test_ldap(void **state)
              "      :user_dn: cn=svc,dc=example,dc=com\n      :password: nope\n");
     assert_int_equal(login("bobby:bobpw"), 401);
 
-    /* vmpooler's default is STARTTLS: against a server without TLS the login
-     * fails rather than going on in clear text */
+    if (slapd_tls_port <= 0) {
+        slapd_stop();
+        print_message("TLS cases skipped: openssl could not make certificates\n");
+        skip();
+    }
+    char y[1024];
+    /* STARTTLS (vmpooler's default) verified against the test CA */
+    snprintf(y, sizeof(y),
+             "    base: ou=people,dc=example,dc=com\n    user_object: uid\n"
+             "    encryption:\n      method: start_tls\n      tls_options:\n"
+             "        ca_file: %s/ca.pem\n",
+             slapd_dir);
+    ldap_api(y);
+    assert_int_equal(login("alice:alicepw"), 200); /* alice has a token */
+    assert_int_equal(login("alice:wrong"), 401);
+    /* the default (STARTTLS, system CAs) does not trust the test CA: refused,
+     * never a fall back to clear text */
     ldap_api("    base: ou=people,dc=example,dc=com\n    user_object: uid\n");
     assert_int_equal(login("alice:alicepw"), 401);
+    /* unless verification is turned off */
+    ldap_api("    base: ou=people,dc=example,dc=com\n    user_object: uid\n"
+             "    encryption:\n      method: start_tls\n      tls_options:\n"
+             "        verify_mode: 0\n");
+    assert_int_equal(login("alice:alicepw"), 200); /* alice has a token */
+    /* LDAPS (simple_tls) on its own port */
+    char top[2048];
+    snprintf(top, sizeof(top),
+             ":auth:\n  provider: ldap\n  :ldap:\n    host: 127.0.0.1\n    port: %d\n"
+             "    base: ou=people,dc=example,dc=com\n    user_object: uid\n"
+             "    encryption:\n      method: simple_tls\n      tls_options:\n"
+             "        ca_file: %s/ca.pem\n",
+             slapd_tls_port, slapd_dir);
+    start_api(NULL, top);
+    assert_int_equal(login("alice:alicepw"), 200); /* alice has a token */
+    assert_int_equal(login("alice:nope"), 401);
     slapd_stop();
 }
 
