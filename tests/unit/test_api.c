@@ -1259,6 +1259,34 @@ static void test_events(void **state)
     vmp_store_sub_free(sub);
 }
 
+/* A reload swaps the config under a running server. */
+static void test_set_config(void **state)
+{
+    NEED_SERVER();
+    vmp_config *next = NULL;
+    vmp_config_opts co = {.no_env = true};
+    vmp_err err = {0};
+    assert_int_equal(vmp_config_load_string("---\n:pools:\n  - name: fresh\n    template: t/fresh\n"
+                                            "    size: 1\n",
+                                            "<next>", &co, &next, NULL, &err),
+                     0);
+    assert_int_equal(vmp_api_set_config(api, next, &err), 0);
+    vmp_config_free(cfg); /* the old one is no longer used */
+    cfg = next;
+    expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200, "[\"fresh\"]");
+    /* a config the API cannot use is refused and the current one kept */
+    vmp_config *bad = NULL;
+    assert_int_equal(vmp_config_load_string("---\n:tagfilter:\n  url: '(unclosed'\n"
+                                            ":pools:\n  - name: other\n    template: t/o\n"
+                                            "    size: 1\n",
+                                            "<bad>", &co, &bad, NULL, &err),
+                     0);
+    assert_int_equal(vmp_api_set_config(api, bad, &err), VMP_EINVAL);
+    assert_non_null(strstr(err.msg, "tagfilter"));
+    vmp_config_free(bad);
+    expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200, "[\"fresh\"]");
+}
+
 static void test_listen_parse(void **state)
 {
     char *host = NULL;
@@ -1582,6 +1610,7 @@ int main(void)
         cmocka_unit_test_setup(test_redis_down, each),
         cmocka_unit_test_setup(test_ldap, each),
         cmocka_unit_test_setup(test_events, each),
+        cmocka_unit_test_setup(test_set_config, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
