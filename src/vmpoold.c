@@ -212,16 +212,20 @@ static void engine_retired_config(const vmp_config *cfg, void *ud)
     release_config(cfg);
 }
 
+/* Loads the configuration. Its errors go to the log, or, for
+ * --check-config, to stderr as plain "file:line:col: key: message" lines. */
 static int load_config(const options *o, vmp_config **out)
 {
     vmp_strlist errors = VMP_STRLIST_INIT;
     vmp_err err;
     vmp_err_clear(&err);
     int rc = vmp_config_load_default(o->config_path, NULL, out, &errors, &err);
-    if (rc != 0) {
-        if (errors.n == 0)
-            vmp_log(VMP_LOG_ERROR, "config", "%s", err.msg);
-        for (size_t i = 0; i < errors.n; i++)
+    if (rc != 0 && errors.n == 0)
+        vmp_strlist_push(&errors, err.msg);
+    for (size_t i = 0; rc != 0 && i < errors.n; i++) {
+        if (o->check_config)
+            fprintf(stderr, "%s\n", errors.v[i]);
+        else
             vmp_log(VMP_LOG_ERROR, "config", "%s", errors.v[i]);
     }
     vmp_strlist_clear(&errors);
