@@ -787,6 +787,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     pthread_rwlock_rdlock(&api->cfg_lock);
     r.st = api->state;
     r.cfg = api->state->cfg;
+    if (r.cfg->n_pools == 0) {
+        /* no :pools: in the config: the ones the manager published */
+        r.snap = api_pools_acquire(&r);
+        if (r.snap)
+            r.cfg = api_pools_config(r.snap);
+    }
     if (ctx->too_big || ctx->body.oom) {
         char msg[96];
         snprintf(msg, sizeof(msg), "Request body too large (limit %zu bytes)", api->body_limit);
@@ -798,6 +804,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         api_reply_fail(&r, 404);
     if (r.cfg->global.request_logger)
         log_request(&r);
+    api_pools_release(api->state, r.snap);
     pthread_rwlock_unlock(&api->cfg_lock);
 
     enum MHD_Result ret = send_reply(c, &r);

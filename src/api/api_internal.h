@@ -30,6 +30,8 @@ typedef enum api_auth_kind {
                           without VMPOOLER_DEBUG): every login fails */
 } api_auth_kind;
 
+typedef struct api_poolsnap api_poolsnap;
+
 /* What a config implies for the API, built once per config. */
 typedef struct api_cfgstate {
     const vmp_config *cfg;
@@ -38,6 +40,10 @@ typedef struct api_cfgstate {
     api_tagfilter *tagfilters;
     size_t n_tagfilters;
     long long rate_limits[4][2]; /* per class: limit, period */
+    /* Pools read from Redis when the config has none (api_pools.c). */
+    pthread_mutex_t snap_lock;
+    api_poolsnap *snap;
+    bool snap_loading;
 } api_cfgstate;
 
 int api_cfgstate_build(const vmp_config *cfg, api_cfgstate **out, vmp_err *err);
@@ -108,6 +114,7 @@ typedef struct api_req {
     const char *body;
     size_t body_len;
     const char *token; /* X-AUTH-TOKEN, NULL when absent */
+    api_poolsnap *snap; /* pools from Redis in use, or NULL */
     double now;
     vmp_store *store_; /* lazily opened, see api_store */
     /* response */
@@ -207,6 +214,16 @@ void api_route_config_change(api_req *r);
 void api_route_poolreset(api_req *r);
 /* GET /dashboard<rest> */
 void api_route_dashboard(api_req *r, const char *rest);
+
+/* Pools from Redis (api_pools.c): a counted reference to the current list
+ * (refreshed every few seconds; NULL when none could be read), the config
+ * copy that carries it, one pool's published hash, and dropping the cache
+ * when the state is freed. */
+api_poolsnap *api_pools_acquire(api_req *r);
+void api_pools_release(api_cfgstate *st, api_poolsnap *s);
+const vmp_config *api_pools_config(const api_poolsnap *s);
+const vmp_strlist *api_pools_kv(const api_poolsnap *s, const char *pool);
+void api_pools_drop(api_cfgstate *st);
 
 /* Status cache (api_status.c). */
 void api_cache_clear(vmp_api *api);

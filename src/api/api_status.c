@@ -820,6 +820,13 @@ void api_route_config_get(api_req *r)
     for (size_t i = 0; i < cfg->n_pools; i++) {
         const vmp_pool_cfg *p = &cfg->pools[i];
         json_t *o = p->node ? api_json_from_node(p->node, true) : json_object();
+        const vmp_strlist *pkv = p->node ? NULL : api_pools_kv(r->snap, p->name);
+        if (pkv)
+            json_object_set_new(o, "name", api_jstr(p->name));
+        for (size_t k = 0; pkv && k + 1 < pkv->n; k += 2)
+            json_object_set_new(o, pkv->v[k],
+                                api_is_secret_key(pkv->v[k]) ? json_string("<redacted>")
+                                                             : api_jstr(pkv->v[k + 1]));
         if (!json_is_object(o)) {
             json_decref(o);
             o = json_object();

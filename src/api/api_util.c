@@ -44,6 +44,7 @@ int api_cfgstate_build(const vmp_config *cfg, api_cfgstate **out, vmp_err *err)
     if (!st)
         return vmp_err_set(err, VMP_ENOMEM, "api: out of memory");
     st->cfg = cfg;
+    pthread_mutex_init(&st->snap_lock, NULL);
     st->auth_configured = cfg->auth.provider != NULL || node_truthy(cfg->auth.node);
     st->auth_kind = API_AUTH_NONE;
     if (st->auth_configured) {
@@ -121,6 +122,8 @@ void api_cfgstate_free(api_cfgstate *st)
 {
     if (!st)
         return;
+    api_pools_drop(st);
+    pthread_mutex_destroy(&st->snap_lock);
     for (size_t i = 0; i < st->n_tagfilters; i++) {
         free(st->tagfilters[i].tag);
         pcre2_code_free(st->tagfilters[i].code);

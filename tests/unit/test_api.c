@@ -1287,6 +1287,53 @@ static void test_set_config(void **state)
     expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200, "[\"fresh\"]");
 }
 
+/* A config without :pools: serves the pools the manager published. */
+static void test_pools_from_redis(void **state)
+{
+    NEED_SERVER();
+    vmp_config *bare = NULL;
+    vmp_config_opts co = {.no_env = true};
+    vmp_err err = {0};
+    assert_int_equal(vmp_config_load_string("---\n:config:\n  vm_lifetime: 12\n", "<bare>", &co,
+                                            &bare, NULL, &err),
+                     0);
+    vmp_strlist kv1 = {0}, kv2 = {0};
+    vmp_strlist_push(&kv1, "name");
+    vmp_strlist_push(&kv1, "redis1");
+    vmp_strlist_push(&kv1, "template");
+    vmp_strlist_push(&kv1, "t/redis1");
+    vmp_strlist_push(&kv1, "size");
+    vmp_strlist_push(&kv1, "3");
+    vmp_strlist_push(&kv1, "alias");
+    vmp_strlist_push(&kv1, "r,rr");
+    vmp_strlist_push(&kv1, "domain");
+    vmp_strlist_push(&kv1, "redis.example");
+    vmp_strlist_push(&kv2, "name");
+    vmp_strlist_push(&kv2, "redis2");
+    vmp_strlist_push(&kv2, "size");
+    vmp_strlist_push(&kv2, "1");
+    vmp_store_pool_pub pubs[2] = {{"redis1", &kv1}, {"redis2", &kv2}};
+    assert_int_equal(vmp_store_pools_publish(st, pubs, 2, &err), 0);
+    vmp_strlist_clear(&kv1);
+    vmp_strlist_clear(&kv2);
+    assert_int_equal(vmp_api_set_config(api, bare, &err), 0);
+    vmp_config_free(cfg);
+    cfg = bare;
+    expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200, "[\"redis1\",\"redis2\"]");
+    seed_ready("redis1", "rvm");
+    expect_json(req("POST", "/api/v3/vm", "{\"rr\":1}", NULL, NULL), 200,
+                "{\"ok\":true,\"rr\":{\"hostname\":\"rvm.redis.example\"}}");
+    expect_json(req("GET", "/api/v3/poolstat?pool=r", NULL, NULL, NULL), 200,
+                "{\"pools\":{\"redis1\":{\"max\":3,\"alias\":[\"r\",\"rr\"],\"ready\":0}}}");
+    resp *r = req("GET", "/api/v3/config", NULL, NULL, NULL);
+    json_t *j = body_json(r);
+    json_t *p0 = json_array_get(json_object_get(j, "pool_configuration"), 0);
+    assert_string_equal(json_string_value(json_object_get(p0, "name")), "redis1");
+    assert_string_equal(json_string_value(json_object_get(p0, "template")), "t/redis1");
+    json_decref(j);
+    resp_free(r);
+}
+
 static void test_listen_parse(void **state)
 {
     char *host = NULL;
@@ -1611,6 +1658,7 @@ int main(void)
         cmocka_unit_test_setup(test_ldap, each),
         cmocka_unit_test_setup(test_events, each),
         cmocka_unit_test_setup(test_set_config, each),
+        cmocka_unit_test_setup(test_pools_from_redis, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
