@@ -468,8 +468,9 @@ const char *api_query(api_req *r, const char *name, char *buf, size_t n, bool *n
     const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
     if (!v) {
         /* "?name" without '=' is recorded with a NULL value. */
-        if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name),
-                                          NULL, NULL) == MHD_YES) {
+        if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), NULL,
+                                          NULL) == MHD_YES)
+        {
             if (no_value)
                 *no_value = true;
             buf[0] = '\0';
@@ -517,8 +518,7 @@ bool api_rate_limit(api_req *r)
             if (sa->sa_family == AF_INET)
                 inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
             else if (sa->sa_family == AF_INET6)
-                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
-                          sizeof(ip));
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
         }
         snprintf(client, sizeof(client), "ip:%s", ip);
     }
@@ -534,7 +534,8 @@ bool api_rate_limit(api_req *r)
     long long ttl = 0;
     vmp_err err = {0};
     if (vmp_store_ratelimit_hit(s, rl_class_names[cls], client, limit, period, &allowed, &ttl,
-                                &err) != 0) {
+                                &err) != 0)
+    {
         vmp_log(VMP_LOG_WARN, "api", "rate limiter: %s", err.msg);
         return true;
     }
@@ -719,15 +720,14 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, api_req *r)
 
 static void log_request(const api_req *r)
 {
-    vmp_log(VMP_LOG_INFO, "api", "API: Method: %s, Status: %d, Path: %s, Body: %.*s",
-            r->method_str, r->status, r->path, (int)(r->body_len > 1024 ? 1024 : r->body_len),
+    vmp_log(VMP_LOG_INFO, "api", "API: Method: %s, Status: %d, Path: %s, Body: %.*s", r->method_str,
+            r->status, r->path, (int)(r->body_len > 1024 ? 1024 : r->body_len),
             r->body ? r->body : "");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     vmp_api *api = cls;
     conn_ctx *ctx = *con_cls;
@@ -736,10 +736,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!ctx)
             return MHD_NO;
         *con_cls = ctx;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         long long n;
-        if (cl && vmp_parse_long(cl, &n) == 0 && (n < 0 || (unsigned long long)n > api->body_limit)) {
+        if (cl && vmp_parse_long(cl, &n) == 0 && (n < 0 || (unsigned long long)n > api->body_limit))
+        {
             /* Answer at once rather than read a body we will refuse; MHD
              * closes the connection after this reply. */
             ctx->too_big = true;
@@ -836,16 +837,15 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
         flags |= MHD_USE_IPv6;
     api->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        api, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-        MHD_OPTION_END);
+        MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
     if (!api->daemon) {
         close(fd);
         events_stop(api);
         api->port = 0;
-        return vmp_err_set(err, VMP_EIO, "api: cannot start the HTTP server on %s:%d",
-                           api->host, api->port_opt);
+        return vmp_err_set(err, VMP_EIO, "api: cannot start the HTTP server on %s:%d", api->host,
+                           api->port_opt);
     }
     vmp_log(VMP_LOG_INFO, "api", "listening on %s:%d (%u threads)", api->host, api->port,
             api->threads);

@@ -141,7 +141,8 @@ static void poolsize_post(api_req *r)
         snprintf(val, sizeof(val), "%lld", n);
         vmp_err err = {0};
         if (vmp_store_override_set(s, VMP_OVERRIDE_POOLSIZE, pool,
-                                   json_is_string(v) ? json_string_value(v) : val, &err) != 0) {
+                                   json_is_string(v) ? json_string_value(v) : val, &err) != 0)
+        {
             api_reply_store_error(r, &err);
             goto out;
         }
@@ -247,8 +248,8 @@ static void clonetarget_post(api_req *r)
         if (same)
             continue;
         vmp_err err = {0};
-        if (vmp_store_override_set(s, VMP_OVERRIDE_CLONE_TARGET, pool, json_string_value(v),
-                                   &err)) {
+        if (vmp_store_override_set(s, VMP_OVERRIDE_CLONE_TARGET, pool, json_string_value(v), &err))
+        {
             api_reply_store_error(r, &err);
             goto out;
         }
@@ -296,8 +297,9 @@ static void reset_override(api_req *r, bool size, const char *pool)
         vmp_err err = {0};
         if (vmp_store_override_del(s, size ? VMP_OVERRIDE_POOLSIZE : VMP_OVERRIDE_TEMPLATE, pool,
                                    NULL, &err) != 0 ||
-            vmp_store_pool_request_add(
-                s, size ? VMP_POOLREQ_UNDO_SIZE : VMP_POOLREQ_UNDO_TEMPLATE, pool, &err) != 0) {
+            vmp_store_pool_request_add(s, size ? VMP_POOLREQ_UNDO_SIZE : VMP_POOLREQ_UNDO_TEMPLATE,
+                                       pool, &err) != 0)
+        {
             json_decref(o);
             api_reply_store_error(r, &err);
             return;

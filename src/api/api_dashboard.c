@@ -25,14 +25,17 @@ static const char page_tail[] =
     "<table id=\"pools\"><thead><tr><th>pool</th><th>ready</th><th>running</th>"
     "<th>pending</th><th>size</th></tr></thead><tbody></tbody></table>\n"
     "<script>\n"
-    "function esc(s){return String(s).replace(/[&<>\"']/g,function(c){return '&#'+c.charCodeAt(0)+';';});}\n"
+    "function esc(s){return String(s).replace(/[&<>\"']/g,function(c){return "
+    "'&#'+c.charCodeAt(0)+';';});}\n"
     "function refresh(){\n"
     " fetch('/api/v3/status').then(function(r){return r.json();}).then(function(s){\n"
-    "  document.getElementById('msg').textContent=s.status.message+' (uptime '+s.status.uptime+' s, '+\n"
+    "  document.getElementById('msg').textContent=s.status.message+' (uptime '+s.status.uptime+' "
+    "s, '+\n"
     "   s.capacity.current+' of '+s.capacity.total+' ready)';\n"
     "  var rows='';\n"
     "  Object.keys(s.pools).forEach(function(n){var p=s.pools[n];\n"
-    "   rows+='<tr class=\"'+(p.ready==0&&p.max!=0?'empty':'')+'\"><td>'+esc(n)+'</td><td>'+p.ready+\n"
+    "   rows+='<tr "
+    "class=\"'+(p.ready==0&&p.max!=0?'empty':'')+'\"><td>'+esc(n)+'</td><td>'+p.ready+\n"
     "    '</td><td>'+p.running+'</td><td>'+p.pending+'</td><td>'+p.max+'</td></tr>';});\n"
     "  document.querySelector('#pools tbody').innerHTML=rows;\n"
     " }).catch(function(e){document.getElementById('msg').textContent='status unavailable';});\n"
@@ -129,8 +132,7 @@ static void stats_running(api_req *r, bool history)
             json_object_set_new(e, "running", json_integer(0));
             json_object_set_new(o, major, e);
         }
-        long long run = json_integer_value(json_object_get(e, "running")) +
-                        c[i].n[VMP_VM_RUNNING];
+        long long run = json_integer_value(json_object_get(e, "running")) + c[i].n[VMP_VM_RUNNING];
         json_object_set_new(e, "running", json_integer(run));
         if (history) {
             json_t *h = json_array();
@@ -154,8 +156,7 @@ void api_route_dashboard(api_req *r, const char *rest)
         page(r);
     else if (!strcmp(rest, "/stats/vmpooler/pool") || !strcmp(rest, "/stats/vmpooler/pool/"))
         stats_pool(r, hist);
-    else if (!strcmp(rest, "/stats/vmpooler/running") ||
-             !strcmp(rest, "/stats/vmpooler/running/"))
+    else if (!strcmp(rest, "/stats/vmpooler/running") || !strcmp(rest, "/stats/vmpooler/running/"))
         stats_running(r, hist);
     else
         api_reply_fail(r, 404);

@@ -26,8 +26,8 @@ typedef enum api_auth_kind {
     API_AUTH_NONE = 0, /* no :auth: section: tokens are not checked */
     API_AUTH_DUMMY,    /* login succeeds when username != password */
     API_AUTH_LDAP,
-    API_AUTH_REFUSE    /* configured but unusable (unknown provider, dummy
-                          without VMPOOLER_DEBUG): every login fails */
+    API_AUTH_REFUSE /* configured but unusable (unknown provider, dummy
+                       without VMPOOLER_DEBUG): every login fails */
 } api_auth_kind;
 
 typedef struct api_poolsnap api_poolsnap;
@@ -35,7 +35,7 @@ typedef struct api_poolsnap api_poolsnap;
 /* What a config implies for the API, built once per config. */
 typedef struct api_cfgstate {
     const vmp_config *cfg;
-    bool auth_configured;       /* a truthy :auth: section */
+    bool auth_configured; /* a truthy :auth: section */
     api_auth_kind auth_kind;
     api_tagfilter *tagfilters;
     size_t n_tagfilters;
@@ -54,8 +54,8 @@ void api_cfgstate_free(api_cfgstate *st);
 struct vmp_api {
     vmp_store_opts store_opts;
     char *host;
-    int port_opt;   /* as asked */
-    int port;       /* bound */
+    int port_opt; /* as asked */
+    int port;     /* bound */
     unsigned threads;
     vmp_clock *clock;
     vmp_metrics *metrics;
@@ -75,7 +75,7 @@ struct vmp_api {
     pthread_cond_t ev_cond;
     pthread_t ev_thread;
     bool ev_running, ev_stop;
-    char **ev;   /* "type\0pool" pairs as "type pool" strings */
+    char **ev; /* "type\0pool" pairs as "type pool" strings */
     size_t nev, capev;
 };
 
@@ -113,16 +113,16 @@ typedef struct api_req {
     const char *path; /* the raw path */
     const char *body;
     size_t body_len;
-    const char *token; /* X-AUTH-TOKEN, NULL when absent */
+    const char *token;  /* X-AUTH-TOKEN, NULL when absent */
     api_poolsnap *snap; /* pools from Redis in use, or NULL */
     double now;
     vmp_store *store_; /* lazily opened, see api_store */
     /* response */
     int status;
-    json_t *json;      /* response body as JSON (owned) */
-    char *text;        /* or as plain text (owned) */
+    json_t *json; /* response body as JSON (owned) */
+    char *text;   /* or as plain text (owned) */
     const char *content_type;
-    bool www_auth;     /* add WWW-Authenticate */
+    bool www_auth; /* add WWW-Authenticate */
     api_header headers[6];
     size_t nheaders;
 } api_req;

@@ -34,13 +34,27 @@ static void put_string(vmp_buf *b, const char *s, size_t len)
         const char *esc = NULL;
         char ubuf[8];
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
         default:
             if (c < 0x20) {
                 snprintf(ubuf, sizeof(ubuf), "\\u%04x", c);
@@ -260,9 +274,9 @@ int api_json_depth(const json_t *v)
 
 bool api_is_secret_key(const char *key)
 {
-    static const char *const words[] = {"password", "passwd", "secret", "token", "credential",
-                                        "private_key", "api_key", "apikey", "auth_key",
-                                        "access_key"};
+    static const char *const words[] = {"password",   "passwd",      "secret",  "token",
+                                        "credential", "private_key", "api_key", "apikey",
+                                        "auth_key",   "access_key"};
     if (!key)
         return false;
     for (size_t i = 0; i < VMP_ARRAY_LEN(words); i++)
@@ -286,12 +300,11 @@ static bool all_digits(const char *s)
 /* A plain (unquoted) YAML scalar as Ruby's Psych would type it. */
 static json_t *typed_scalar(const char *s)
 {
-    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On",
-                                        "ON"};
-    static const char *const falses[] = {"false", "False", "FALSE", "no", "No", "NO", "off",
-                                         "Off", "OFF"};
-    if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-        !strcmp(s, "NULL"))
+    static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
+                                        "YES",  "on",   "On",   "ON"};
+    static const char *const falses[] = {"false", "False", "FALSE", "no", "No",
+                                         "NO",    "off",   "Off",   "OFF"};
+    if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
         return json_null();
     for (size_t i = 0; i < VMP_ARRAY_LEN(trues); i++)
         if (!strcmp(s, trues[i]))

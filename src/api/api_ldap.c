@@ -141,8 +141,8 @@ static LDAP *ldap_open(const vmp_cfg_node *cfg)
     return ld;
 }
 
-static bool try_one(const vmp_cfg_node *cfg, const char *base, const char *uobj,
-                    const char *user, const char *password)
+static bool try_one(const vmp_cfg_node *cfg, const char *base, const char *uobj, const char *user,
+                    const char *password)
 {
     const vmp_cfg_node *sa = vmp_cfg_get(cfg, "service_account_hash");
     LDAP *ld = ldap_open(cfg);
@@ -166,8 +166,7 @@ static bool try_one(const vmp_cfg_node *cfg, const char *base, const char *uobj,
     }
     int rc = simple_bind(ld, sdn, spw);
     if (rc != LDAP_SUCCESS) {
-        vmp_log(VMP_LOG_WARN, "api", "ldap: service account bind failed: %s",
-                ldap_err2string(rc));
+        vmp_log(VMP_LOG_WARN, "api", "ldap: service account bind failed: %s", ldap_err2string(rc));
         goto out;
     }
     vmp_buf_printf(&b, "(%s=", uobj);

@@ -48,8 +48,7 @@ static double pool_weight(const vmp_config *cfg, const vmp_pool_cfg *p)
 
 /* §9.3.2: spreads count VMs of name over its backends; appends
  * "<name>:<pool>:<k>" parts to b. */
-static void evaluate_aliases(const vmp_config *cfg, const char *name, long long count,
-                             vmp_buf *b)
+static void evaluate_aliases(const vmp_config *cfg, const char *name, long long count, vmp_buf *b)
 {
     const char *back[256];
     double w[256];
@@ -120,8 +119,7 @@ static bool request_id_ok(const char *id)
     return true;
 }
 
-static void generate(api_req *r, od_part *parts, size_t n, const char *given_id,
-                     const char *user)
+static void generate(api_req *r, od_part *parts, size_t n, const char *given_id, const char *user)
 {
     const vmp_config *cfg = r->cfg;
     long long max = cfg->global.max_ondemand_instances_per_request;
@@ -152,8 +150,8 @@ static void generate(api_req *r, od_part *parts, size_t n, const char *given_id,
     }
     vmp_err err = {0};
     const char *token = r->st->auth_configured ? r->token : NULL;
-    int rc = vmp_store_od_request_create(s, id, vmp_buf_str(&b), token, token ? user : NULL,
-                                         r->now, &err);
+    int rc = vmp_store_od_request_create(s, id, vmp_buf_str(&b), token, token ? user : NULL, r->now,
+                                         &err);
     vmp_buf_free(&b);
     if (rc == VMP_EEXIST) {
         vmp_metrics_increment(r->api->metrics, "ondemandrequest_generate.duplicaterequests");
@@ -229,8 +227,7 @@ static void post_body(api_req *r)
     {
         if (!strcmp(key, "request_id")) {
             if (!json_is_string(val) || !request_id_ok(json_string_value(val))) {
-                od_message(r, 400,
-                           "request_id must be 1-100 letters, digits, '-', '_' or '.'");
+                od_message(r, 400, "request_id must be 1-100 letters, digits, '-', '_' or '.'");
                 goto out;
             }
             given = json_string_value(val);

@@ -122,7 +122,8 @@ api_poolsnap *api_pools_acquire(api_req *r)
     pthread_mutex_lock(&st->snap_lock);
     if ((!st->snap || r->now - st->snap->loaded_at > API_POOLS_REFRESH ||
          r->now < st->snap->loaded_at) &&
-        !st->snap_loading) {
+        !st->snap_loading)
+    {
         st->snap_loading = true;
         refresh = true;
     }

@@ -313,14 +313,16 @@ void api_route_status(api_req *r)
         vmp_store_counter_get(s, VMP_COUNTER_ONDEMAND_CLONE, &odcl, &err) != 0 ||
         vmp_store_lastboot_all(s, &lastboot, &err) != 0 ||
         vmp_store_daily_get(s, VMP_DAILY_CLONE, date, &clone_kv, &err) != 0 ||
-        vmp_store_daily_get(s, VMP_DAILY_BOOT, date, &boot_kv, &err) != 0) {
+        vmp_store_daily_get(s, VMP_DAILY_BOOT, date, &boot_kv, &err) != 0)
+    {
         api_reply_store_error(r, &err);
         goto out;
     }
     res = json_object();
     json_t *status = json_object();
     json_object_set_new(status, "ok", json_true());
-    json_object_set_new(status, "message", json_string("Battle station fully armed and operational."));
+    json_object_set_new(status, "message",
+                        json_string("Battle station fully armed and operational."));
 
     /* keys sorted as vmpooler sorts them: boot, capacity, clone, pools,
      * queue, status */
@@ -335,8 +337,9 @@ void api_route_status(api_req *r)
         json_t *cap = json_object();
         json_object_set_new(cap, "current", json_integer(cur));
         json_object_set_new(cap, "total", json_integer(total));
-        json_object_set_new(cap, "percent", total > 0 ? json_real(round1((double)cur / (double)total * 100.0))
-                                                      : json_integer(0));
+        json_object_set_new(cap, "percent",
+                            total > 0 ? json_real(round1((double)cur / (double)total * 100.0))
+                                      : json_integer(0));
         json_object_set_new(res, "capacity", cap);
     }
     if (in_view(&views, all, "clone"))
@@ -812,7 +815,8 @@ void api_route_config_get(api_req *r)
     vmp_err err = {0};
     if (vmp_store_override_all(s, VMP_OVERRIDE_POOLSIZE, &sizes, &err) != 0 ||
         vmp_store_override_all(s, VMP_OVERRIDE_TEMPLATE, &tmpls, &err) != 0 ||
-        vmp_store_override_all(s, VMP_TEMPLATE_PREPARED, &prepared, &err) != 0) {
+        vmp_store_override_all(s, VMP_TEMPLATE_PREPARED, &prepared, &err) != 0)
+    {
         api_reply_store_error(r, &err);
         goto out;
     }
@@ -840,8 +844,7 @@ void api_route_config_get(api_req *r)
             json_object_set_new(o, "template", api_jstr(tp));
         const char *cur = tp ? tp : p->template_path;
         const char *prep = vmp_store_kv_get(&prepared, p->name);
-        json_object_set_new(o, "template_ready",
-                            json_boolean(prep && cur && !strcmp(prep, cur)));
+        json_object_set_new(o, "template_ready", json_boolean(prep && cur && !strcmp(prep, cur)));
         json_array_append_new(list, o);
     }
     json_t *res = json_object();

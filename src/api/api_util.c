@@ -94,13 +94,13 @@ int api_cfgstate_build(const vmp_config *cfg, api_cfgstate **out, vmp_err *err)
         }
         int ec = 0;
         PCRE2_SIZE off = 0;
-        pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec,
-                                         &off, NULL);
+        pcre2_code *code =
+            pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off, NULL);
         if (!code) {
             PCRE2_UCHAR msg[160];
             pcre2_get_error_message(ec, msg, sizeof(msg));
-            rc = vmp_err_set(err, VMP_EINVAL, "tagfilter: %s: bad regular expression '%s': %s",
-                             tag, re, (const char *)msg);
+            rc = vmp_err_set(err, VMP_EINVAL, "tagfilter: %s: bad regular expression '%s': %s", tag,
+                             re, (const char *)msg);
             goto out;
         }
         st->tagfilters[st->n_tagfilters].tag = vmp_strdup(tag);
@@ -268,8 +268,7 @@ void api_uuid(char out[37])
     random_bytes(b, sizeof(b));
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }

@@ -110,9 +110,8 @@ static bool all_digits(const char *s)
 
 /* validate_integer(value, name, min, max): NULL when fine, else the message
  * in buf. */
-static const char *integer_error(const json_t *v, const char *text, const char *name,
-                                 long long min, long long max, long long *out, char *buf,
-                                 size_t n)
+static const char *integer_error(const json_t *v, const char *text, const char *name, long long min,
+                                 long long max, long long *out, char *buf, size_t n)
 {
     char tmp[64];
     if (v && json_is_null(v)) {
@@ -693,8 +692,7 @@ static void vm_put(api_req *r, const char *host)
     const char *key;
     json_t *arg;
     vmp_buf b = VMP_BUF_INIT;
-    if (json_object_get(payload, "lifetime") && r->st->auth_configured &&
-        !api_need_token(r, NULL))
+    if (json_object_get(payload, "lifetime") && r->st->auth_configured && !api_need_token(r, NULL))
         goto out;
     json_object_foreach(payload, key, arg)
     {
@@ -901,7 +899,8 @@ static void vm_disk(api_req *r, const char *host, const char *size)
     vmp_err err = {0};
     bool exists = false;
     if (vmp_store_vm_exists(s, name, &exists, &err) != 0 ||
-        (exists && vmp_store_task_push(s, VMP_TASK_DISK, name, size, &err) != 0)) {
+        (exists && vmp_store_task_push(s, VMP_TASK_DISK, name, size, &err) != 0))
+    {
         api_reply_store_error(r, &err);
         return;
     }

@@ -155,8 +155,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "handed out twice: %s\n", all[i]);
             dups++;
         }
-    printf("checked out %zu VMs in %d checkouts, %d duplicates, %d partial, %d errors\n", total,
-           ok, dups, partial, failed);
+    printf("checked out %zu VMs in %d checkouts, %d duplicates, %d partial, %d errors\n", total, ok,
+           dups, partial, failed);
     for (size_t i = 0; i < total; i++)
         free(all[i]);
     free(all);

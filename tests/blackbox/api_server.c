@@ -24,26 +24,43 @@ int main(int argc, char **argv)
     const char *config = NULL, *sock = NULL, *listen = "127.0.0.1:0", *port_file = NULL;
     int rport = 0;
     unsigned threads = 0;
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"redis-socket", required_argument, NULL, 's'},
-        {"redis-port", required_argument, NULL, 'p'}, {"listen", required_argument, NULL, 'l'},
-        {"threads", required_argument, NULL, 't'}, {"port-file", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                             {"redis-socket", required_argument, NULL, 's'},
+                                             {"redis-port", required_argument, NULL, 'p'},
+                                             {"listen", required_argument, NULL, 'l'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"port-file", required_argument, NULL, 'f'},
+                                             {NULL, 0, NULL, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (o) {
-        case 'c': config = optarg; break;
-        case 's': sock = optarg; break;
-        case 'p': rport = atoi(optarg); break;
-        case 'l': listen = optarg; break;
-        case 't': threads = (unsigned)atoi(optarg); break;
-        case 'f': port_file = optarg; break;
-        default: return 2;
+        case 'c':
+            config = optarg;
+            break;
+        case 's':
+            sock = optarg;
+            break;
+        case 'p':
+            rport = atoi(optarg);
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 't':
+            threads = (unsigned)atoi(optarg);
+            break;
+        case 'f':
+            port_file = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (!config || (!sock && !rport)) {
-        fprintf(stderr, "usage: %s --config FILE (--redis-socket PATH | --redis-port N) "
-                        "[--listen HOST:PORT] [--threads N] [--port-file FILE]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s --config FILE (--redis-socket PATH | --redis-port N) "
+                "[--listen HOST:PORT] [--threads N] [--port-file FILE]\n",
+                argv[0]);
         return 2;
     }
     sigset_t set;
@@ -74,8 +91,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         goto out;
     }
-    vmp_api_opts ao = {.config = cfg, .store = &so, .listen_host = host, .listen_port = port,
-                       .threads = threads};
+    vmp_api_opts ao = {
+        .config = cfg, .store = &so, .listen_host = host, .listen_port = port, .threads = threads};
     if (vmp_api_new(&ao, &api, &err) != 0 || vmp_api_start(api, &err) != 0) {
         fprintf(stderr, "api: %s\n", err.msg);
         goto out;
@@ -85,7 +102,8 @@ int main(int argc, char **argv)
         snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
         FILE *f = fopen(tmp, "w");
         if (!f || fprintf(f, "%d\n", vmp_api_port(api)) < 0 || fclose(f) != 0 ||
-            rename(tmp, port_file) != 0) {
+            rename(tmp, port_file) != 0)
+        {
             perror(port_file);
             goto out;
         }

@@ -49,41 +49,40 @@ static vmp_api *api;
 static int port;
 static __thread int tport; /* a client thread's server, when set */
 
-static const char *base_yaml =
-    "---\n"
-    ":config:\n"
-    "  vm_lifetime: 12\n"
-    "  vm_lifetime_auth: 2\n"
-    "  experimental_features: true\n"
-    "  max_lifetime_upper_limit: 100\n"
-    "  max_ondemand_instances_per_request: 5\n"
-    "%s"
-    ":dns_configs:\n"
-    "  :example:\n"
-    "    dns_class: dynamic-dns\n"
-    "    domain: example.com\n"
-    ":providers:\n"
-    "  :dummy:\n"
-    "    filename: /tmp/none\n"
-    ":pools:\n"
-    "  - name: pool1\n"
-    "    alias: [ 'both' ]\n"
-    "    template: templates/pool1\n"
-    "    size: 5\n"
-    "    provider: dummy\n"
-    "    dns_plugin: example\n"
-    "  - name: pool2\n"
-    "    alias: 'both'\n"
-    "    template: templates/pool2\n"
-    "    size: 0\n"
-    "    provider: dummy\n"
-    "    dns_plugin: example\n"
-    "  - name: pool3\n"
-    "    template: templates/pool3\n"
-    "    size: 2\n"
-    "    provider: dummy\n"
-    "    dns_plugin: example\n"
-    "%s";
+static const char *base_yaml = "---\n"
+                               ":config:\n"
+                               "  vm_lifetime: 12\n"
+                               "  vm_lifetime_auth: 2\n"
+                               "  experimental_features: true\n"
+                               "  max_lifetime_upper_limit: 100\n"
+                               "  max_ondemand_instances_per_request: 5\n"
+                               "%s"
+                               ":dns_configs:\n"
+                               "  :example:\n"
+                               "    dns_class: dynamic-dns\n"
+                               "    domain: example.com\n"
+                               ":providers:\n"
+                               "  :dummy:\n"
+                               "    filename: /tmp/none\n"
+                               ":pools:\n"
+                               "  - name: pool1\n"
+                               "    alias: [ 'both' ]\n"
+                               "    template: templates/pool1\n"
+                               "    size: 5\n"
+                               "    provider: dummy\n"
+                               "    dns_plugin: example\n"
+                               "  - name: pool2\n"
+                               "    alias: 'both'\n"
+                               "    template: templates/pool2\n"
+                               "    size: 0\n"
+                               "    provider: dummy\n"
+                               "    dns_plugin: example\n"
+                               "  - name: pool3\n"
+                               "    template: templates/pool3\n"
+                               "    size: 2\n"
+                               "    provider: dummy\n"
+                               "    dns_plugin: example\n"
+                               "%s";
 
 /* ---- server lifecycle ---------------------------------------------------- */
 
@@ -118,8 +117,11 @@ static void start_api(const char *config_extra, const char *top_extra)
         fail_msg("config: %s", err.msg);
     vmp_strlist_clear(&errors);
     cfg->loaded_at = NOW - 100;
-    vmp_api_opts ao = {.config = cfg, .store = &sopts, .listen_port = VMP_API_PORT_ANY,
-                       .threads = 2, .clock = clk};
+    vmp_api_opts ao = {.config = cfg,
+                       .store = &sopts,
+                       .listen_port = VMP_API_PORT_ANY,
+                       .threads = 2,
+                       .clock = clk};
     assert_int_equal(vmp_api_new(&ao, &api, &err), 0);
     if (vmp_api_start(api, &err) != 0)
         fail_msg("start: %s", err.msg);
@@ -171,12 +173,12 @@ static int each(void **state)
     return 0;
 }
 
-#define NEED_SERVER()                                                                           \
-    do {                                                                                        \
-        if (!srv || !st) {                                                                      \
-            print_message("skipped: %s\n", skip_msg);                                           \
-            skip();                                                                             \
-        }                                                                                       \
+#define NEED_SERVER()                                                                              \
+    do {                                                                                           \
+        if (!srv || !st) {                                                                         \
+            print_message("skipped: %s\n", skip_msg);                                              \
+            skip();                                                                                \
+        }                                                                                          \
     } while (0)
 
 /* ---- HTTP client ------------------------------------------------------------ */
@@ -194,8 +196,7 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 }
 
 /* Sends a request; extra is a NULL-terminated list of header lines. */
-static resp *req(const char *method, const char *path, const char *body, const char *userpwd,
-                 ...)
+static resp *req(const char *method, const char *path, const char *body, const char *userpwd, ...)
 {
     resp *r = calloc(1, sizeof(*r));
     CURL *c = curl_easy_init();
@@ -280,8 +281,8 @@ static bool has_header(const resp *r, const char *line)
 static void seed_ready(const char *pool, const char *vm)
 {
     vmp_err err = {0};
-    assert_int_equal(vmp_store_clone_start(st, pool, vm, "example.com", NULL, NULL, NOW - 600, &err),
-                     0);
+    assert_int_equal(
+        vmp_store_clone_start(st, pool, vm, "example.com", NULL, NULL, NOW - 600, &err), 0);
     assert_int_equal(vmp_store_pending_ready(st, pool, vm, 0, NOW - 300, NULL, NULL, &err), 0);
 }
 
@@ -323,8 +324,8 @@ static void test_status(void **state)
         "{s:{s:i,s:i,s:i,s:i,s:s,s:[s]},s:{s:i,s:i,s:i,s:i,s:s,s:s},s:{s:i,s:i,s:i,s:i,s:s}}",
         "pool1", "ready", 2, "running", 0, "pending", 0, "max", 5, "lastBoot",
         "2023-11-15 01:08:20 +0000", "alias", "both", "pool2", "ready", 0, "running", 0, "pending",
-        0, "max", 0, "lastBoot", "", "alias", "both", "pool3", "ready", 0, "running", 0,
-        "pending", 0, "max", 2, "lastBoot", "");
+        0, "max", 0, "lastBoot", "", "alias", "both", "pool3", "ready", 0, "running", 0, "pending",
+        0, "max", 2, "lastBoot", "");
     if (!json_equal(want, json_object_get(j, "pools")))
         fail_msg("pools: %s", vmp_buf_str(&r->body));
     json_decref(want);
@@ -485,7 +486,8 @@ static void test_summary(void **state)
     resp_free(r);
     r = req("GET", "/api/v3/summary?from=2030-01-01&to=2030-01-02", NULL, NULL, NULL);
     assert_int_equal(r->status, 400);
-    assert_string_equal(vmp_buf_str(&r->body), "Date range is invalid, 'from' must be in the past.");
+    assert_string_equal(vmp_buf_str(&r->body),
+                        "Date range is invalid, 'from' must be in the past.");
     resp_free(r);
     r = req("GET", "/api/v3/summary?from=2023-02-30", NULL, NULL, NULL);
     assert_int_equal(r->status, 400);
@@ -512,9 +514,8 @@ static void test_checkout_body(void **state)
     json_t *h = json_object_get(json_object_get(j, "pool1"), "hostname");
     assert_true(json_is_array(h));
     assert_int_equal(json_array_size(h), 2);
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(j, "pool3"), "hostname")),
-        "vm3.example.com");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "pool3"), "hostname")),
+                        "vm3.example.com");
     json_decref(j);
     resp_free(r);
     assert_int_equal(count("pool1", VMP_VM_RUNNING), 2);
@@ -730,14 +731,14 @@ static void test_vm_put(void **state)
 static void test_tags_filtered(void **state)
 {
     NEED_SERVER();
-    start_api("  allowed_tags:\n    - url\n    - team\n",
-              ":tagfilter:\n  url: '(.*)\\/'\n");
+    start_api("  allowed_tags:\n    - url\n    - team\n", ":tagfilter:\n  url: '(.*)\\/'\n");
     seed_ready("pool1", "vm1");
     expect_json(req("PUT", "/api/v3/vm/vm1", "{\"tags\":{\"other\":\"x\"}}", NULL, NULL), 400,
                 "{\"ok\":false,\"failure\":[\"You provided unsuppored tags "
                 "({\\\"other\\\"=>\\\"x\\\"}).\"]}");
-    expect_json(req("PUT", "/api/v3/vm/vm1", "{\"tags\":{\"url\":\"foo.com/something.html\","
-                                             "\"team\":\"\"}}",
+    expect_json(req("PUT", "/api/v3/vm/vm1",
+                    "{\"tags\":{\"url\":\"foo.com/something.html\","
+                    "\"team\":\"\"}}",
                     NULL, NULL),
                 200, "{\"ok\":true}");
     char *t = vmfield("vm1", "tag:url");
@@ -792,8 +793,7 @@ static void test_disk_snapshot(void **state)
     assert_string_equal(arg, "snapX");
     free(vm);
     free(arg);
-    expect_json(req("POST", "/api/v3/vm/nosuch/snapshot", NULL, NULL, NULL), 404,
-                "{\"ok\":false}");
+    expect_json(req("POST", "/api/v3/vm/nosuch/snapshot", NULL, NULL, NULL), 404, "{\"ok\":false}");
 }
 
 /* ---- tokens and auth ---------------------------------------------------------------------- */
@@ -919,8 +919,9 @@ static void test_config(void **state)
     assert_string_equal(v, "3");
     free(v);
     v = NULL;
-    expect_json(req("POST", "/api/v3/config/poolsize", "{\"pool1\":\"x\",\"nosuch\":1,"
-                                                        "\"pool3\":-1}",
+    expect_json(req("POST", "/api/v3/config/poolsize",
+                    "{\"pool1\":\"x\",\"nosuch\":1,"
+                    "\"pool3\":-1}",
                     NULL, NULL),
                 400, "{\"ok\":false,\"not_configured\":[\"pool1\",\"nosuch\",\"pool3\"]}");
     expect_json(req("POST", "/api/v3/config/poolsize", "{bad", NULL, NULL), 400,
@@ -935,9 +936,9 @@ static void test_config(void **state)
     expect_json(req("DELETE", "/api/v3/config/poolsize/nosuch", NULL, NULL, NULL), 404,
                 "{\"ok\":false}");
 
-    expect_json(req("POST", "/api/v3/config/pooltemplate", "{\"pool1\":\"templates/new\"}", NULL,
-                    NULL),
-                201, "{\"ok\":true}");
+    expect_json(
+        req("POST", "/api/v3/config/pooltemplate", "{\"pool1\":\"templates/new\"}", NULL, NULL),
+        201, "{\"ok\":true}");
     expect_json(req("POST", "/api/v3/config/pooltemplate", "{\"pool1\":\"/bad/\"}", NULL, NULL),
                 400, "{\"ok\":false,\"bad_templates\":[\"pool1\",\"pool1\"]}");
     expect_json(req("DELETE", "/api/v3/config/pooltemplate/pool1", NULL, NULL, NULL), 201,
@@ -1015,14 +1016,13 @@ static void test_ondemand(void **state)
     json_decref(j);
     resp_free(r);
 
-    expect_json(req("POST", "/api/v3/ondemandvm", "{\"pool1\":1,\"request_id\":\"req1\"}", NULL,
-                    NULL),
-                201, "{\"ok\":true,\"request_id\":\"req1\"}");
-    expect_json(req("POST", "/api/v3/ondemandvm", "{\"pool1\":1,\"request_id\":\"req1\"}", NULL,
-                    NULL),
-                409,
-                "{\"ok\":false,\"request_id\":\"req1\",\"message\":\"request_id 'req1' has "
-                "already been created\"}");
+    expect_json(
+        req("POST", "/api/v3/ondemandvm", "{\"pool1\":1,\"request_id\":\"req1\"}", NULL, NULL), 201,
+        "{\"ok\":true,\"request_id\":\"req1\"}");
+    expect_json(
+        req("POST", "/api/v3/ondemandvm", "{\"pool1\":1,\"request_id\":\"req1\"}", NULL, NULL), 409,
+        "{\"ok\":false,\"request_id\":\"req1\",\"message\":\"request_id 'req1' has "
+        "already been created\"}");
     expect_json(req("POST", "/api/v3/ondemandvm", "{\"pool1\":6}", NULL, NULL), 403,
                 "{\"ok\":false,\"message\":\"requested amount of instances exceeds the maximum "
                 "5\"}");
@@ -1033,8 +1033,8 @@ static void test_ondemand(void **state)
     r = req("POST", "/api/v3/ondemandvm/pool3+pool3", NULL, NULL, NULL);
     assert_int_equal(r->status, 201);
     j = body_json(r);
-    assert_int_equal(vmp_store_od_request_get(st, json_string_value(json_object_get(j, "request_id")),
-                                              &kv, &err),
+    assert_int_equal(vmp_store_od_request_get(
+                         st, json_string_value(json_object_get(j, "request_id")), &kv, &err),
                      0);
     assert_string_equal(vmp_store_kv_get(&kv, "requested"), "pool3:pool3:2");
     vmp_strlist_clear(&kv);
@@ -1049,9 +1049,8 @@ static void test_ondemand_states(void **state)
     assert_int_equal(vmp_store_od_request_create(st, "r1", "pool1:pool1:1", NULL, NULL, NOW, &err),
                      0);
     /* the manager fills it: a clone for the request becomes running */
-    assert_int_equal(vmp_store_clone_start(st, "pool1", "odvm", "example.com", "r1", "pool1", NOW,
-                                           &err),
-                     0);
+    assert_int_equal(
+        vmp_store_clone_start(st, "pool1", "odvm", "example.com", "r1", "pool1", NOW, &err), 0);
     assert_int_equal(vmp_store_pending_ready(st, "pool1", "odvm", 0, NOW, NULL, NULL, &err), 0);
     expect_json(req("GET", "/api/v3/ondemandvm/r1", NULL, NULL, NULL), 202,
                 "{\"ok\":true,\"request_id\":\"r1\",\"ready\":false,\"pool1\":{\"ready\":\"1\","
@@ -1075,7 +1074,8 @@ static void test_ondemand_states(void **state)
                 "{\"ok\":false,\"message\":\"no request found for request_id 'zz'\"}");
 }
 
-/* ---- routing, methods, limiter ---------------------------------------------------------------- */
+/* ---- routing, methods, limiter ----------------------------------------------------------------
+ */
 
 static void test_routing(void **state)
 {
@@ -1129,10 +1129,10 @@ static void test_rate_limit(void **state)
     assert_true(has_header(r, "X-RateLimit-Remaining: 0"));
     assert_true(has_header(r, "Retry-After: 60"));
     json_t *j = body_json(r);
-    json_t *want = json_loads(
-        "{\"ok\":false,\"error\":\"Rate limit exceeded\",\"limit\":3,\"period\":60,"
-        "\"retry_after\":60}",
-        0, NULL);
+    json_t *want =
+        json_loads("{\"ok\":false,\"error\":\"Rate limit exceeded\",\"limit\":3,\"period\":60,"
+                   "\"retry_after\":60}",
+                   0, NULL);
     assert_true(json_equal(want, j));
     json_decref(want);
     json_decref(j);
@@ -1145,7 +1145,8 @@ static void test_rate_limit(void **state)
     resp_free(r);
 }
 
-/* ---- concurrency ------------------------------------------------------------------------------ */
+/* ---- concurrency ------------------------------------------------------------------------------
+ */
 
 #define NCLIENTS 8
 #define NVMS 60
@@ -1195,8 +1196,11 @@ static void test_concurrent_checkout(void **state)
     }
     vmp_api *second = NULL;
     vmp_err err = {0};
-    vmp_api_opts ao = {.config = cfg, .store = &sopts, .listen_port = VMP_API_PORT_ANY,
-                       .threads = 2, .clock = clk};
+    vmp_api_opts ao = {.config = cfg,
+                       .store = &sopts,
+                       .listen_port = VMP_API_PORT_ANY,
+                       .threads = 2,
+                       .clock = clk};
     assert_int_equal(vmp_api_new(&ao, &second, &err), 0);
     assert_int_equal(vmp_api_start(second, &err), 0);
     int ports[2] = {port, vmp_api_port(second)};
@@ -1388,20 +1392,19 @@ static void test_redis_down(void **state)
 
 /* ---- LDAP against a real slapd ------------------------------------------------------------- */
 
-static const char *slapd_conf =
-    "include /etc/ldap/schema/core.schema\n"
-    "include /etc/ldap/schema/cosine.schema\n"
-    "include /etc/ldap/schema/inetorgperson.schema\n"
-    "modulepath /usr/lib/ldap\n"
-    "moduleload back_mdb\n"
-    "pidfile %s/slapd.pid\n"
-    "database mdb\n"
-    "maxsize 10485760\n"
-    "suffix \"dc=example,dc=com\"\n"
-    "rootdn \"cn=admin,dc=example,dc=com\"\n"
-    "rootpw adminpw\n"
-    "directory %s/db\n"
-    "%s";
+static const char *slapd_conf = "include /etc/ldap/schema/core.schema\n"
+                                "include /etc/ldap/schema/cosine.schema\n"
+                                "include /etc/ldap/schema/inetorgperson.schema\n"
+                                "modulepath /usr/lib/ldap\n"
+                                "moduleload back_mdb\n"
+                                "pidfile %s/slapd.pid\n"
+                                "database mdb\n"
+                                "maxsize 10485760\n"
+                                "suffix \"dc=example,dc=com\"\n"
+                                "rootdn \"cn=admin,dc=example,dc=com\"\n"
+                                "rootpw adminpw\n"
+                                "directory %s/db\n"
+                                "%s";
 
 static const char *slapd_ldif =
     "dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\no: Example\n"
@@ -1425,7 +1428,8 @@ static int free_port(void)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof(a);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
+        getsockname(fd, (struct sockaddr *)&a, &l) != 0)
+    {
         if (fd >= 0)
             close(fd);
         return -1;
@@ -1483,8 +1487,9 @@ static bool slapd_start(void)
     write_file(path, conf);
     snprintf(path, sizeof(path), "%s/data.ldif", slapd_dir);
     write_file(path, slapd_ldif);
-    snprintf(cmd, sizeof(cmd), "/usr/sbin/slapadd -f %s/slapd.conf -l %s/data.ldif >%s/slapadd.log 2>&1",
-             slapd_dir, slapd_dir, slapd_dir);
+    snprintf(cmd, sizeof(cmd),
+             "/usr/sbin/slapadd -f %s/slapd.conf -l %s/data.ldif >%s/slapadd.log 2>&1", slapd_dir,
+             slapd_dir, slapd_dir);
     assert_int_equal(system(cmd), 0);
     slapd_port = free_port();
     slapd_tls_port = tls[0] ? free_port() : 0;
@@ -1538,8 +1543,9 @@ static void slapd_stop(void)
 static void ldap_api(const char *ldap_yaml)
 {
     char top[2048];
-    snprintf(top, sizeof(top), ":auth:\n  provider: ldap\n  :ldap:\n    host: 127.0.0.1\n"
-                               "    port: %d\n%s",
+    snprintf(top, sizeof(top),
+             ":auth:\n  provider: ldap\n  :ldap:\n    host: 127.0.0.1\n"
+             "    port: %d\n%s",
              slapd_port, ldap_yaml);
     start_api(NULL, top);
 }
@@ -1565,9 +1571,9 @@ static void test_ldap(void **state)
     /* no token yet: 404 after a successful login, 401 on a failed one */
     expect_json(req("GET", "/api/v3/token", NULL, "alice:alicepw", NULL), 404, "{\"ok\":false}");
     assert_int_equal(login("alice:wrong"), 401);
-    assert_int_equal(login("bob:bobpw"), 404);          /* cn=bob under the second base */
+    assert_int_equal(login("bob:bobpw"), 404); /* cn=bob under the second base */
     assert_int_equal(login("bob:alicepw"), 401);
-    assert_int_equal(login("alice:"), 401);              /* no anonymous bind */
+    assert_int_equal(login("alice:"), 401);                  /* no anonymous bind */
     assert_int_equal(login("alice,ou=people:alicepw"), 401); /* DN injection is escaped */
     assert_int_equal(login("nobody:x"), 401);
     resp *r = req("POST", "/api/v3/token", NULL, "alice:alicepw", NULL);
