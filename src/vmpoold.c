@@ -30,13 +30,14 @@
 #include "engine/engine.h"
 #include "err.h"
 #include "log.h"
+#include "lua/script.h"
 #include "provider.h"
 #include "store/redis_embedded.h"
 #include "store/store.h"
 #include "util.h"
 #include "vsphere/vsphere.h"
 
-enum { EXIT_USAGE = 2 };
+enum { EXIT_USAGE = 2, MAX_LUA_FILES = 32 };
 
 typedef struct options {
     const char *config_path;
@@ -46,6 +47,8 @@ typedef struct options {
     const char *log_file;
     const char *pidfile;
     double stop_timeout;
+    const char *lua_files[MAX_LUA_FILES + 1]; /* --lua, NULL-ended */
+    size_t n_lua;
 } options;
 
 static void usage(FILE *out)
@@ -69,6 +72,9 @@ static void usage(FILE *out)
             "      --pidfile FILE    write the process id to FILE\n"
             "      --daemonize       detach and run in the background\n"
             "      --stop-timeout S  seconds running tasks get to finish on stop (default 30)\n"
+            "      --lua FILE        run a Lua configuration file after the YAML and the\n"
+            "                        configuration's own (pools, providers, policies);\n"
+            "                        may be given several times\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n");
 }
@@ -76,7 +82,7 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_MANAGER = 256, OPT_API, OPT_CHECK, OPT_LISTEN, OPT_LEVEL, OPT_LOGFILE, OPT_PID,
-           OPT_DAEMON, OPT_STOP };
+           OPT_DAEMON, OPT_STOP, OPT_LUA };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"manager", no_argument, NULL, OPT_MANAGER},
@@ -88,6 +94,7 @@ static int parse_args(int argc, char **argv, options *o)
         {"pidfile", required_argument, NULL, OPT_PID},
         {"daemonize", no_argument, NULL, OPT_DAEMON},
         {"stop-timeout", required_argument, NULL, OPT_STOP},
+        {"lua", required_argument, NULL, OPT_LUA},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -109,6 +116,13 @@ static int parse_args(int argc, char **argv, options *o)
                 fprintf(stderr, "vmpoold: --stop-timeout: expected seconds, got \"%s\"\n", optarg);
                 return -1;
             }
+            break;
+        case OPT_LUA:
+            if (o->n_lua == MAX_LUA_FILES) {
+                fprintf(stderr, "vmpoold: --lua: at most %d files\n", MAX_LUA_FILES);
+                return -1;
+            }
+            o->lua_files[o->n_lua++] = optarg;
             break;
         case 'V': printf("vmpoold %s\n", VMP_VERSION); exit(0);
         case 'h': usage(stdout); exit(0);
@@ -212,14 +226,28 @@ static void engine_retired_config(const vmp_config *cfg, void *ud)
     release_config(cfg);
 }
 
-/* Loads the configuration. Its errors go to the log, or, for
+/* The Lua configuration hook: kept for the whole run, it runs the Lua files
+ * at every load and remembers the Lua provider classes they define. */
+static vmp_lua_config *lua_config;
+
+/* Loads the configuration (its Lua files included) and registers the Lua
+ * provider classes it defines. Its errors go to the log, or, for
  * --check-config, to stderr as plain "file:line:col: key: message" lines. */
 static int load_config(const options *o, vmp_config **out)
 {
     vmp_strlist errors = VMP_STRLIST_INIT;
     vmp_err err;
     vmp_err_clear(&err);
-    int rc = vmp_config_load_default(o->config_path, NULL, out, &errors, &err);
+    vmp_config_opts co = {0};
+    int rc = lua_config ? 0 : vmp_lua_config_new(o->lua_files, &lua_config, &err);
+    if (rc == 0) {
+        vmp_lua_config_apply(lua_config, &co);
+        rc = vmp_config_load_default(o->config_path, &co, out, &errors, &err);
+    }
+    if (rc == 0 && (rc = vmp_lua_config_register(lua_config, &err)) != 0) {
+        vmp_config_free(*out);
+        *out = NULL;
+    }
     if (rc != 0 && errors.n == 0)
         vmp_strlist_push(&errors, err.msg);
     for (size_t i = 0; rc != 0 && i < errors.n; i++) {
@@ -293,6 +321,8 @@ typedef struct daemon_state {
     vmp_store_opts store_opts;
     vmp_engine *engine;
     vmp_api *api;
+    vmp_lua_policy *policy; /* the Lua policy hooks of the engine */
+    vmp_engine_hooks hooks;
 } daemon_state;
 
 static int start_redis(daemon_state *d)
@@ -327,9 +357,17 @@ static int start_components(daemon_state *d)
         return -1;
     }
     if (d->opts.run_manager) {
+        if (vmp_lua_policy_new(d->cfg, vmp_lua_config_files(lua_config),
+                               vmp_lua_config_unsandboxed(lua_config), NULL, &d->policy,
+                               &err) != 0) {
+            vmp_log(VMP_LOG_ERROR, "vmpoold", "%s", err.msg);
+            return -1;
+        }
+        vmp_lua_policy_hooks(d->policy, &d->hooks);
         vmp_engine_opts eo = {
             .config = d->cfg,
             .store = &d->store_opts,
+            .hooks = &d->hooks,
             .config_retired = engine_retired_config,
             .stop_timeout = d->opts.stop_timeout,
         };
@@ -386,6 +424,9 @@ static void reload(daemon_state *d)
             release_config(next);
         return;
     }
+    if (d->policy && vmp_lua_policy_reload(d->policy, next, vmp_lua_config_files(lua_config),
+                                           vmp_lua_config_unsandboxed(lua_config), &err) != 0)
+        vmp_log(VMP_LOG_WARN, "vmpoold", "%s; the previous policy hooks stay in force", err.msg);
     if (d->api) {
         if (vmp_api_set_config(d->api, next, &err) != 0) {
             vmp_log(VMP_LOG_ERROR, "vmpoold", "api rejected the new configuration: %s", err.msg);
@@ -442,6 +483,8 @@ static int run(daemon_state *d)
         vmp_engine_free(d->engine);
         d->engine = NULL;
     }
+    vmp_lua_policy_free(d->policy);
+    d->policy = NULL;
     vmp_redis_embedded_stop(d->redis);
     d->redis = NULL;
     vmp_log(VMP_LOG_INFO, "vmpoold", "stopped");
@@ -486,6 +529,8 @@ int main(int argc, char **argv)
     int status = run(&d);
 
     release_all_configs();
+    vmp_lua_config_free(lua_config);
+    vmp_lua_provider_shutdown();
     if (d.opts.pidfile)
         unlink(d.opts.pidfile);
     vmp_log_close();
