@@ -19,6 +19,8 @@
 #define POLICY_TIME_LIMIT 2.0 /* seconds per hook call, unless :config: lua_time_limit */
 #define SIZE_MAX_SANE 100000
 #define LIFETIME_MAX_SANE (24LL * 365 * 10)
+#define QUIET_SECONDS 600.0 /* a repeated failure is logged at debug level this long */
+#define SEEN_MAX 32
 
 enum {
     H_POOL_SIZE = 1 << 0,
@@ -43,12 +45,49 @@ typedef struct pstate {
     unsigned defined;
 } pstate;
 
+/* A failure logged at warning level: hook and pool, and its message's hash. */
+typedef struct seen {
+    char key[128];
+    unsigned long hash;
+    double at;
+} seen;
+
 struct vmp_lua_policy {
     pthread_mutex_t lock;
     pstate st;
     unsigned at_start; /* hooks given to the engine */
     vmp_metrics *metrics;
+    seen seen[SEEN_MAX]; /* under lock */
+    size_t next_seen;
 };
+
+/* The level for a failure: warning the first time, debug for the same
+ * failure (hook, pool, message) again within QUIET_SECONDS, so a broken
+ * hook called at every pass does not flood the log. Under p->lock. */
+static vmp_log_level failure_level(vmp_lua_policy *p, const char *hook, const char *pool,
+                                   const char *msg)
+{
+    unsigned long h = 5381;
+    for (const char *c = msg; *c; c++)
+        h = h * 33 + (unsigned char)*c;
+    char key[128];
+    snprintf(key, sizeof key, "%s/%s", hook, pool ? pool : "");
+    double now = vmp_monotonic();
+    for (size_t i = 0; i < SEEN_MAX; i++) {
+        seen *s = &p->seen[i];
+        if (s->hash == h && strcmp(s->key, key) == 0) {
+            if (now - s->at < QUIET_SECONDS)
+                return VMP_LOG_DEBUG;
+            s->at = now;
+            return VMP_LOG_WARN;
+        }
+    }
+    seen *s = &p->seen[p->next_seen++ % SEEN_MAX];
+    snprintf(s->key, sizeof s->key, "%s", key);
+    s->hash = h;
+    s->at = now;
+    return VMP_LOG_WARN;
+}
 
 /* ---- states -------------------------------------------------------------------- */
 
@@ -315,13 +354,14 @@ static int run_hook(vmp_lua_policy *p, hook_call *c, vmp_err *err)
     rc = vmp_lua_pcall(L, 1, 0, err);
     lua_settop(L, top);
     if (rc != 0) {
-        vmp_log_vm(VMP_LOG_WARN, SUBSYS, c->pool, c->vm, "%s hook failed, built-in behaviour used: %s",
-                   c->hook, vmp_lua_last_error(p->st.l));
+        const char *why = vmp_lua_last_error(p->st.l);
+        vmp_log_vm(failure_level(p, c->hook, c->pool, why), SUBSYS, c->pool, c->vm,
+                   "%s hook failed, built-in behaviour used: %s", c->hook, why);
         vmp_err_prefix(err, "policy %s", c->hook);
     } else if (c->bad[0]) {
         rc = vmp_err_set(err, VMP_EINVAL, "policy %s %s", c->hook, c->bad);
-        vmp_log_vm(VMP_LOG_WARN, SUBSYS, c->pool, c->vm, "%s hook %s; built-in behaviour used",
-                   c->hook, c->bad);
+        vmp_log_vm(failure_level(p, c->hook, c->pool, c->bad), SUBSYS, c->pool, c->vm,
+                   "%s hook %s; built-in behaviour used", c->hook, c->bad);
     }
 out:
     pthread_mutex_unlock(&p->lock);
@@ -428,9 +468,11 @@ static void hook_on_event(void *ud, const vmp_engine_event *ev)
         lua_pushcfunction(L, do_event);
         lua_pushlightuserdata(L, &c);
         vmp_err err = {0};
-        if (vmp_lua_pcall(L, 1, 0, &err) != 0)
-            vmp_log_vm(VMP_LOG_WARN, SUBSYS, ev->pool, ev->vm, "on_event(%s) failed: %s",
-                       vmp_engine_event_name(ev->kind), vmp_lua_last_error(p->st.l));
+        if (vmp_lua_pcall(L, 1, 0, &err) != 0) {
+            const char *why = vmp_lua_last_error(p->st.l);
+            vmp_log_vm(failure_level(p, "on_event", ev->pool, why), SUBSYS, ev->pool, ev->vm,
+                       "on_event(%s) failed: %s", vmp_engine_event_name(ev->kind), why);
+        }
         lua_settop(L, top);
     }
     pthread_mutex_unlock(&p->lock);

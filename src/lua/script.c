@@ -102,11 +102,16 @@ static void count_hook(lua_State *L, lua_Debug *ar)
         l->over = true;
         lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
     }
+    /* level 0: inside a hook that is the function that was running, the
+     * one to blame (luaL_error would name its caller) */
+    luaL_where(L, 0);
     if (why[0] == 'i')
-        luaL_error(L, "instruction limit exceeded (%I instructions)",
-                   (lua_Integer)l->instruction_limit);
+        lua_pushfstring(L, "instruction limit exceeded (%I instructions)",
+                        (lua_Integer)l->instruction_limit);
     else
-        luaL_error(L, "time limit exceeded (%f s)", (lua_Number)l->time_limit);
+        lua_pushfstring(L, "time limit exceeded (%f s)", (lua_Number)l->time_limit);
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 double vmp_lua_time_left(lua_State *L)
