@@ -1,27 +1,30 @@
+#define _GNU_SOURCE
 /*
  * api_bench: checkout+return cycles against a running API server.
  *
- *   api_bench URL POOL CLIENTS SECONDS
+ *   api_bench HOST PORT POOL CLIENTS SECONDS
  *
- * Each client thread keeps one HTTP keep-alive connection and loops:
- * POST /api/v3/vm/<POOL>, then DELETE /api/v3/vm/<hostname>. Prints cycles
- * per second and the p50/p99 latency of each request kind. Timing is
+ * Each client thread keeps one HTTP/1.1 keep-alive connection (plain
+ * sockets, so the load generator itself stays light on a small machine) and
+ * loops: POST /api/v3/vm/<POOL>, then DELETE /api/v3/vm/<hostname>. Prints
+ * cycles per second and the p50/p99 latency of each request kind. Timing is
  * measured here, never asserted.
  */
-#include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
-
-typedef struct buf {
-    char s[4096];
-    size_t len;
-} buf;
+#include <unistd.h>
 
 typedef struct client {
-    const char *url, *pool;
+    const char *host, *pool;
+    int port;
     double seconds;
     double *co, *ret; /* latencies, ms */
     size_t n, cap;
@@ -35,29 +38,71 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+static int dial(const char *host, int port)
 {
-    buf *b = ud;
-    size_t k = sz * n;
-    if (b->len + k >= sizeof(b->s))
-        k = sizeof(b->s) - 1 - b->len;
-    memcpy(b->s + b->len, p, k);
-    b->len += k;
-    b->s[b->len] = '\0';
-    return sz * n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+/* Sends one request and reads one response (Content-Length framed).
+ * Returns the status, the body in body (NUL-terminated), or -1. */
+static int roundtrip(int fd, const char *req, size_t reqlen, char *buf, size_t bufsz,
+                     const char **body)
+{
+    size_t off = 0;
+    while (off < reqlen) {
+        ssize_t k = write(fd, req + off, reqlen - off);
+        if (k <= 0)
+            return -1;
+        off += (size_t)k;
+    }
+    size_t len = 0;
+    char *hend = NULL;
+    long clen = -1;
+    while (1) {
+        ssize_t k = read(fd, buf + len, bufsz - 1 - len);
+        if (k <= 0)
+            return -1;
+        len += (size_t)k;
+        buf[len] = '\0';
+        if (!hend) {
+            hend = strstr(buf, "\r\n\r\n");
+            if (hend) {
+                const char *cl = strcasestr(buf, "\r\nContent-Length:");
+                clen = cl && cl < hend ? strtol(cl + 17, NULL, 10) : 0;
+            }
+        }
+        if (hend && (long)(len - (size_t)(hend + 4 - buf)) >= clen)
+            break;
+        if (len >= bufsz - 1)
+            return -1;
+    }
+    *body = hend + 4;
+    return (int)strtol(buf + 9, NULL, 10);
 }
 
 static void *run(void *ud)
 {
     client *c = ud;
-    CURL *h = curl_easy_init();
-    buf b;
-    char url[512];
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    int fd = dial(c->host, c->port);
+    if (fd < 0) {
+        c->errors++;
+        return NULL;
+    }
+    char buf[16384], req[1024], co_req[512];
+    const char *body;
+    int co_len = snprintf(co_req, sizeof(co_req),
+                          "POST /api/v3/vm/%s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n",
+                          c->pool, c->host);
     double end = now() + c->seconds;
     while (now() < end) {
         if (c->n == c->cap) {
@@ -65,59 +110,39 @@ static void *run(void *ud)
             c->co = realloc(c->co, c->cap * sizeof(double));
             c->ret = realloc(c->ret, c->cap * sizeof(double));
         }
-        snprintf(url, sizeof(url), "%s/api/v3/vm/%s", c->url, c->pool);
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-        b.len = 0;
-        b.s[0] = '\0';
         double t0 = now();
-        long status = 0;
-        if (curl_easy_perform(h) != CURLE_OK) {
-            c->errors++;
-            continue;
-        }
+        int st = roundtrip(fd, co_req, (size_t)co_len, buf, sizeof(buf), &body);
         double t1 = now();
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 200) {
+        if (st < 0) {
+            c->errors++;
+            break;
+        }
+        if (st != 200) {
             c->empty++;
             continue;
         }
-        char *p = strstr(b.s, "\"hostname\": \"");
+        const char *p = strstr(body, "\"hostname\": \"");
         if (!p) {
             c->errors++;
             continue;
         }
         p += 13;
-        char host[256];
         size_t l = strcspn(p, "\"");
-        if (l >= sizeof(host))
-            l = sizeof(host) - 1;
-        memcpy(host, p, l);
-        host[l] = '\0';
-        snprintf(url, sizeof(url), "%s/api/v3/vm/%s", c->url, host);
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, NULL);
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-        b.len = 0;
-        if (curl_easy_perform(h) != CURLE_OK) {
-            c->errors++;
-            continue;
-        }
+        int rl = snprintf(req, sizeof(req), "DELETE /api/v3/vm/%.*s HTTP/1.1\r\nHost: %s\r\n\r\n",
+                          (int)l, p, c->host);
+        st = roundtrip(fd, req, (size_t)rl, buf, sizeof(buf), &body);
         double t2 = now();
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (status != 200) {
+        if (st != 200) {
             c->errors++;
+            if (st < 0)
+                break;
             continue;
         }
         c->co[c->n] = (t1 - t0) * 1000.0;
         c->ret[c->n] = (t2 - t1) * 1000.0;
         c->n++;
     }
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
+    close(fd);
     return NULL;
 }
 
@@ -127,7 +152,7 @@ static int cmpd(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double pct(double *v, size_t n, double p)
+static double pct(const double *v, size_t n, double p)
 {
     if (!n)
         return 0;
@@ -137,19 +162,19 @@ static double pct(double *v, size_t n, double p)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s URL POOL CLIENTS SECONDS\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s HOST PORT POOL CLIENTS SECONDS\n", argv[0]);
         return 2;
     }
-    int n = atoi(argv[3]);
-    double secs = atof(argv[4]);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int n = atoi(argv[4]);
+    double secs = atof(argv[5]);
     client *cs = calloc((size_t)n, sizeof(*cs));
     pthread_t *th = calloc((size_t)n, sizeof(*th));
     double t0 = now();
     for (int i = 0; i < n; i++) {
-        cs[i].url = argv[1];
-        cs[i].pool = argv[2];
+        cs[i].host = argv[1];
+        cs[i].port = atoi(argv[2]);
+        cs[i].pool = argv[3];
         cs[i].seconds = secs;
         pthread_create(&th[i], NULL, run, &cs[i]);
     }
@@ -165,8 +190,10 @@ int main(int argc, char **argv)
     double *co = malloc((total + 1) * sizeof(double)), *ret = malloc((total + 1) * sizeof(double));
     size_t k = 0;
     for (int i = 0; i < n; i++) {
-        memcpy(co + k, cs[i].co, cs[i].n * sizeof(double));
-        memcpy(ret + k, cs[i].ret, cs[i].n * sizeof(double));
+        if (cs[i].n) {
+            memcpy(co + k, cs[i].co, cs[i].n * sizeof(double));
+            memcpy(ret + k, cs[i].ret, cs[i].n * sizeof(double));
+        }
         k += cs[i].n;
         free(cs[i].co);
         free(cs[i].ret);
@@ -181,6 +208,5 @@ int main(int argc, char **argv)
     free(ret);
     free(cs);
     free(th);
-    curl_global_cleanup();
     return errors ? 1 : 0;
 }

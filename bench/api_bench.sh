@@ -13,7 +13,7 @@ build=${VMP_BENCH_BUILD:-$root/build-bench-api}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target vmpool-api-test-server -j"$(nproc)" >/dev/null
 dir=$(mktemp -d /tmp/vmp-api-bench-XXXXXX)
-cc -O2 -o "$dir/api_bench" "$root/bench/api_bench.c" $(pkg-config --cflags --libs libcurl) -lpthread
+cc -O2 -o "$dir/api_bench" "$root/bench/api_bench.c" -lpthread
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -57,7 +57,7 @@ server=$!
 pids+=($server)
 for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
 [ -s "$dir/port" ] || { cat "$dir/server.log"; echo "the API server did not start"; exit 1; }
-url="http://127.0.0.1:$(cat "$dir/port")"
+port=$(cat "$dir/port")
 
 # CPU seconds (user+system) a process has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
@@ -66,7 +66,7 @@ echo "== API checkout+return (pool of $nvms ready VMs, ${secs}s per run, $(nproc
   "load average $(cut -d' ' -f1-3 /proc/loadavg))"
 for n in 1 4; do
   a0=$(cpu "$server"); r0=$(cpu "$redis_pid")
-  res=$("$dir/api_bench" "$url" bench "$n" "$secs")
+  res=$("$dir/api_bench" 127.0.0.1 "$port" bench "$n" "$secs")
   a1=$(cpu "$server"); r1=$(cpu "$redis_pid")
   cycles=$(echo "$res" | sed -E 's/.*cycles=([0-9]+).*/\1/')
   echo "$res"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api_internal.h"
@@ -180,6 +181,7 @@ int vmp_api_parse_listen(const char *text, char **host, int *port, vmp_err *err)
 /* ---- events ------------------------------------------------------------- */
 
 #define API_MAX_PENDING_EVENTS 10000
+#define API_EVENT_GATHER_NS 5000000L /* 5 ms */
 
 void api_event(vmp_api *api, const char *type, const char *pool)
 {
@@ -247,6 +249,19 @@ static void *event_thread(void *ud)
             vmp_log(VMP_LOG_WARN, "api", "events not published: %s", err.msg);
         failing = rc != 0;
         pthread_mutex_lock(&api->ev_lock);
+        /* Under load, gather what comes in the next few milliseconds into
+         * one batch (a manager only needs to know "look at pool p now");
+         * when idle the next event still goes out at once. */
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += API_EVENT_GATHER_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!api->ev_stop &&
+               pthread_cond_timedwait(&api->ev_cond, &api->ev_lock, &until) != ETIMEDOUT)
+            ;
     }
     pthread_mutex_unlock(&api->ev_lock);
     vmp_store_free(s);

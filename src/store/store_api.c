@@ -2,10 +2,59 @@
  * store_api: store primitives only the HTTP API needs (declared in the API
  * section of store.h).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/store_internal.h"
+
+/* Runs a script of this file by its SHA1 (loaded once per process with
+ * SCRIPT LOAD; the digest is the same on every server), falling back to
+ * EVAL, which also caches it, when a server does not know it yet. args
+ * holds what follows the key count. */
+static int run_script(vmp_store *s, const char *src, char sha[41], const st_args *args,
+                      redisReply **out, vmp_err *err)
+{
+    static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
+    if (!__atomic_load_n(&sha[0], __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&sha_lock);
+        if (!sha[0]) {
+            st_args l = {0};
+            st_args_add(&l, "SCRIPT");
+            st_args_add(&l, "LOAD");
+            st_args_add(&l, src);
+            char *digest = NULL;
+            vmp_err e = {0};
+            /* on failure EVAL below still works (and reports the error) */
+            if (st_run_str(s, true, &l, &digest, &e) == 0 && digest && strlen(digest) == 40) {
+                memcpy(sha + 1, digest + 1, 40);
+                __atomic_store_n(&sha[0], digest[0], __ATOMIC_RELEASE);
+            }
+            st_args_free(&l);
+            free(digest);
+        }
+        pthread_mutex_unlock(&sha_lock);
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        st_args a = {0};
+        bool by_sha = attempt == 0 && __atomic_load_n(&sha[0], __ATOMIC_ACQUIRE);
+        st_args_add(&a, by_sha ? "EVALSHA" : "EVAL");
+        st_args_add(&a, by_sha ? sha : src);
+        for (size_t i = 0; i < args->n; i++)
+            st_args_addn(&a, args->v[i], args->len[i]);
+        vmp_err e = {0};
+        int rc = st_run(s, false, &a, out, &e);
+        st_args_free(&a);
+        if (rc == 0)
+            return 0;
+        if (!by_sha || !strstr(e.msg, "NOSCRIPT")) {
+            if (err)
+                *err = e;
+            return rc;
+        }
+    }
+    return vmp_err_set(err, VMP_EREDIS, "script not runnable");
+}
 
 int vmp_store_ratelimit_hit(vmp_store *s, const char *cls, const char *client, long long limit,
                             long long period, bool *allowed, long long *ttl, vmp_err *err)
@@ -61,16 +110,16 @@ int vmp_store_vm_return_checked(vmp_store *s, const char *vm, const char *token,
 {
     char ts[VMP_TIME_STR_MAX];
     st_time(now, ts);
+    static char sha[41];
     st_args a = {0};
-    st_args_add(&a, "EVAL");
-    st_args_add(&a, return_checked_lua);
     st_args_add(&a, "0");
     st_args_add(&a, s->prefix);
     st_args_add(&a, vm);
     st_args_add(&a, token ? token : "");
     st_args_add(&a, ts);
     redisReply *r = NULL;
-    int rc = st_run(s, false, &a, &r, err);
+    int rc = a.oom ? vmp_err_set(err, VMP_ENOMEM, "out of memory")
+                   : run_script(s, return_checked_lua, sha, &a, &r, err);
     st_args_free(&a);
     if (rc < 0)
         return rc;
