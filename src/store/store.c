@@ -841,6 +841,18 @@ int vmp_store_counter_decr(vmp_store *s, vmp_store_counter c, long long *out, vm
     return counter_step(s, c, "DECR", out, err);
 }
 
+int vmp_store_counter_add(vmp_store *s, vmp_store_counter c, long long delta, long long *out,
+                          vmp_err *err)
+{
+    st_args a = {0};
+    st_args_add(&a, "INCRBY");
+    st_args_key(&a, s, "tasks", counter_key(c));
+    st_args_addf(&a, "%lld", delta);
+    int rc = st_run_int(s, false, &a, out, err);
+    st_args_free(&a);
+    return rc;
+}
+
 int vmp_store_counter_get(vmp_store *s, vmp_store_counter c, long long *out, vmp_err *err)
 {
     st_args a = {0};

@@ -215,6 +215,9 @@ int vmp_store_remove(vmp_store *s, const char *pool, const char *vm, vmp_vm_stat
 
 /* Mark a ready VM checked: HSET check=now (no precondition). */
 int vmp_store_vm_mark_checked(vmp_store *s, const char *vm, double now, vmp_err *err);
+/* Same for n VMs in one pipelined round trip. */
+int vmp_store_vms_mark_checked(vmp_store *s, const char *const *vms, size_t n, double now,
+                               vmp_err *err);
 
 /* Inventory found vm (T15): SADD discovered only when vm is in none of the
  * six sets of the pool; VMP_ESTATE (nothing changed) otherwise. */

@@ -162,6 +162,43 @@ int vmp_store_vm_mark_checked(vmp_store *s, const char *vm, double now, vmp_err 
     return vmp_store_vm_set(s, vm, "check", ts, err);
 }
 
+int vmp_store_vms_mark_checked(vmp_store *s, const char *const *vms, size_t n, double now,
+                               vmp_err *err)
+{
+    if (n == 0)
+        return 0;
+    char ts[VMP_TIME_STR_MAX];
+    st_time(now, ts);
+    st_args *cmds = calloc(n, sizeof *cmds);
+    redisReply **r = calloc(n, sizeof *r);
+    int rc = 0;
+    if (!cmds || !r) {
+        rc = vmp_err_set(err, VMP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        st_args_add(&cmds[i], "HSET");
+        st_args_key(&cmds[i], s, "vm", vms[i]);
+        st_args_add(&cmds[i], "check");
+        st_args_add(&cmds[i], ts);
+    }
+    if ((rc = st_pipeline(s, true, cmds, n, r, err)) < 0)
+        goto out;
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (r[i]->type == REDIS_REPLY_ERROR)
+            rc = vmp_err_set(err, VMP_EREDIS, "redis %s: HSET: %s", s->addr, r[i]->str);
+out:
+    for (size_t i = 0; cmds && i < n; i++) {
+        st_args_free(&cmds[i]);
+        if (r && r[i])
+            freeReplyObject(r[i]);
+    }
+    free(cmds);
+    free(r);
+    return rc;
+}
+
 /* Runs a script taking (pool, vm [, extra]) that returns 1 when done. */
 static int pool_vm_script(vmp_store *s, st_script id, const char *pool, const char *vm,
                           const char *extra1, const char *extra2, long long *v, vmp_err *err)
