@@ -179,16 +179,14 @@ void eng_task_pending(vmp_engine *e, eng_task *t, vmp_store *st)
 
 /* ---- ready ------------------------------------------------------------------ */
 
-void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
+/* One ready check (§4.3.3). Returns true when the VM stays ready and its
+ * check time is to be recorded. */
+static bool check_ready(vmp_engine *e, eng_task *t, const vmp_pool_cfg *pc, eng_vm *rec,
+                        vmp_store *st, double now)
 {
     eng_pool *p = t->pool;
-    eng_vm *rec = t->vm;
-    const vmp_pool_cfg *pc = eng_pool_cfg(t->gen, p->name);
-    if (!pc || !t->prov || !rec)
-        return;
     const vmp_config *cfg = t->gen->cfg;
     vmp_err err = {0};
-    double now = eng_now(e);
     double checktime = (double)(cfg->global.vm_checktime > 0 ? cfg->global.vm_checktime : 1) * 60;
 
     pthread_mutex_lock(&e->lock);
@@ -199,7 +197,7 @@ void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
         vmp_strlist kv = VMP_STRLIST_INIT;
         if (vmp_store_vm_getall(st, rec->name, &kv, &err) != 0) {
             vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, rec->name, "ready check: %s", err.msg);
-            return;
+            return false;
         }
         const char *r = vmp_store_kv_get(&kv, "ready");
         const char *c = vmp_store_kv_get(&kv, "check");
@@ -214,19 +212,16 @@ void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
         rec->check_t = check_t;
         pthread_mutex_unlock(&e->lock);
         if (check_t > 0 && now - check_t < checktime)
-            return;
+            return false;
     }
-    if (vmp_store_vm_mark_checked(st, rec->name, now, &err) != 0)
-        vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, rec->name, "marking checked: %s", err.msg);
-    pthread_mutex_lock(&e->lock);
-    rec->check_t = now;
-    pthread_mutex_unlock(&e->lock);
 
-    /* ready TTL; 0 means unlimited (vmpooler 3.x expires at once) */
+    /* ready TTL; 0 means unlimited (vmpooler 3.x expires at once). Tested
+     * before the check is recorded, as vmpooler 2017 does: an expired VM
+     * needs no check stamp */
     long long ttl = pc->ready_ttl;
     if (ttl > 0 && now - ready_t > (double)ttl * 60) {
         to_completed(e, p, rec, st, VMP_VM_READY, "reached the end of its ready TTL");
-        return;
+        return false;
     }
 
     vmp_vm_info info;
@@ -236,7 +231,7 @@ void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
     if (rc == VMP_ENOENT) {
         vmp_vm_info_clear(&info);
         to_completed(e, p, rec, st, VMP_VM_READY, "no longer exists in the provider");
-        return;
+        return false;
     }
     if (rc == 0) {
         bool off = info.powerstate[0] && strcasecmp(info.powerstate, "poweredon") != 0;
@@ -247,11 +242,11 @@ void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
         vmp_vm_info_clear(&info);
         if (off) {
             to_completed(e, p, rec, st, VMP_VM_READY, "powered off");
-            return;
+            return false;
         }
         if (mismatch) {
             to_completed(e, p, rec, st, VMP_VM_READY, why);
-            return;
+            return false;
         }
     } else {
         vmp_vm_info_clear(&info);
@@ -267,7 +262,44 @@ void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
             vmp_store_vm_set(st, rec->name, "open_socket_error", rerr.msg, &err);
         to_completed(e, p, rec, st, VMP_VM_READY,
                      rc != 0 ? rerr.msg : "is unreachable (not ready)");
+        return false;
     }
+    return true;
+}
+
+void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st)
+{
+    eng_pool *p = t->pool;
+    const vmp_pool_cfg *pc = eng_pool_cfg(t->gen, p->name);
+    if (!pc || !t->prov)
+        return;
+    eng_vm *one[1] = {t->vm};
+    eng_vm **recs = t->nbatch ? t->batch : one;
+    size_t n = t->nbatch ? t->nbatch : (t->vm ? 1 : 0);
+    const char **checked = n ? malloc(n * sizeof *checked) : NULL;
+    size_t nchecked = 0;
+    double now = eng_now(e);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&e->lock);
+        bool stop = e->stopping;
+        pthread_mutex_unlock(&e->lock);
+        if (stop)
+            break;
+        if (check_ready(e, t, pc, recs[i], st, now) && checked)
+            checked[nchecked++] = recs[i]->name;
+    }
+    if (nchecked) {
+        /* the check times, all in one round trip */
+        vmp_err err = {0};
+        if (vmp_store_vms_mark_checked(st, checked, nchecked, now, &err) != 0)
+            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, NULL, "recording check times: %s",
+                       err.msg);
+        pthread_mutex_lock(&e->lock);
+        for (size_t i = 0; i < n; i++)
+            recs[i]->check_t = now; /* checked or moved out: not due again soon */
+        pthread_mutex_unlock(&e->lock);
+    }
+    free(checked);
 }
 
 /* ---- running ---------------------------------------------------------------- */

@@ -33,6 +33,7 @@ eng_task *eng_clone_task_new(vmp_engine *e, eng_pool *pool, bool ondemand)
         e->od_clones++;
     else
         e->clones++;
+    e->mirror_delta[ondemand ? 1 : 0]++;
     return t;
 }
 
@@ -171,15 +172,12 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
     vmp_err err = {0};
     char name[VMP_NAME_MAX] = "";
     eng_vm *rec = NULL;
-    bool counted = false;
     const vmp_pool_cfg *pc = eng_pool_cfg(t->gen, p->name);
-    vmp_store_counter ctr = t->ondemand ? VMP_COUNTER_ONDEMAND_CLONE : VMP_COUNTER_CLONE;
     if (!pc || !t->prov) {
         vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, NULL,
                    "clone skipped: pool or its provider is no longer configured");
-        goto out;
+        return;
     }
-    counted = vmp_store_counter_incr(st, ctr, NULL, &err) == 0;
 
     int rc = reserve_name(e, t, pc, st, name, sizeof name, &rec, &err);
     pthread_mutex_lock(&e->lock);
@@ -194,7 +192,7 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
         eng_event(e, VMP_ENGINE_EV_CLONE_FAILED, p->name, NULL, 0, err.msg);
         if (t->ondemand)
             eng_ondemand_vm_failed(e, st, p->name, NULL, t->arg, t->arg2, rc, err.msg);
-        goto out;
+        return;
     }
 
     vmp_log_vm(VMP_LOG_DEBUG, ENG_SUBSYS, p->name, name, "starting clone");
@@ -228,7 +226,7 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
         pthread_mutex_lock(&e->lock);
         rec->state = -1; /* gone from pending: forget it at the next pass */
         pthread_mutex_unlock(&e->lock);
-        goto out;
+        return;
     }
     double now = eng_now(e);
     if (vmp_store_clone_done(st, p->name, name, secs, ip[0] ? ip : NULL, now, &err) != 0)
@@ -247,19 +245,13 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
         if (vmp_store_move(st, p->name, name, VMP_VM_PENDING, VMP_VM_COMPLETED, &merr) == 0)
             vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, name,
                        "cloned from the previous template; moved to completed");
-        goto out;
+        return;
     }
-    /* check it at once rather than at the next pass: hand the VM over */
+    /* check it at once, still holding it, rather than at the next pass
+     * (not while stopping: nothing new starts then) */
     pthread_mutex_lock(&e->lock);
-    eng_task *nt = eng_task_new(e, ENG_T_PENDING, p, rec, t->prov);
-    if (nt) {
-        t->vm = NULL;
-        eng_task_push(e, nt);
-    }
+    bool stopping = e->stopping;
     pthread_mutex_unlock(&e->lock);
-out:
-    if (counted) {
-        vmp_err derr = {0};
-        vmp_store_counter_decr(st, ctr, NULL, &derr);
-    }
+    if (!stopping)
+        eng_task_pending(e, t, st);
 }

@@ -507,6 +507,7 @@ int vmp_engine_stop(vmp_engine *e, double timeout)
         if (rc != 0)
             vmp_log(VMP_LOG_WARN, ENG_SUBSYS,
                     "tasks still running after %.0f s; leaving them behind", timeout);
+        eng_mirror_flush(e, e->store);
         eng_leases_release(e, e->store);
     }
     e->stopped = true;

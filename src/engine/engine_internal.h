@@ -149,6 +149,8 @@ typedef struct eng_task {
     eng_task_kind kind;
     eng_pool *pool;            /* NULL for global tasks */
     eng_vm *vm;                /* held (busy) VM, or NULL */
+    eng_vm **batch;            /* ready checks: several held VMs (vm is NULL) */
+    size_t nbatch;
     eng_gen *gen;              /* referenced */
     eng_prov *prov;            /* referenced, may be NULL */
     char *arg;                 /* disk size / snapshot name / od request id */
@@ -201,6 +203,9 @@ struct vmp_engine {
     /* limits in force (from the current generation) */
     long long task_limit, migration_limit, od_limit;
     long long clones, od_clones, migrations, io_tasks;
+    /* clone counts not yet mirrored into Redis (tasks__clone,
+     * tasks__ondemandclone): added in batches, not per clone */
+    long long mirror_delta[2];
 
     /* global activities */
     bool queues_busy, queues_wake;
@@ -285,6 +290,8 @@ void eng_wake_locked(vmp_engine *e, eng_pool *pool);
 /* Dispatches clones to pools with a deficit while the limit allows (e->lock
  * held). */
 void eng_dispatch_clones(vmp_engine *e);
+/* Adds the clone counts changed since the last call to Redis's mirrors. */
+void eng_mirror_flush(vmp_engine *e, vmp_store *st);
 /* Lease renewal/acquisition for every pool (and the on-demand provisioner)
  * over st. */
 void eng_leases_renew(vmp_engine *e, vmp_store *st);

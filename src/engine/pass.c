@@ -18,6 +18,8 @@
 #include "engine/engine_internal.h"
 #include "log.h"
 
+#define ENG_READY_BATCH 64
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -57,6 +59,39 @@ static void dispatch(vmp_engine *e, eng_pool *p, eng_task_kind kind, eng_vm *rec
     eng_task_push(e, t);
     if (count)
         (*count)++;
+}
+
+/* Ready checks go out in batches: one task checks several VMs and records
+ * their check times in one round trip. Batches are sized so the work still
+ * spreads over every worker (a provider's readiness probe may be slow).
+ * The VMs are already held. Returns how many were dispatched. */
+static long long dispatch_ready(vmp_engine *e, eng_pool *p, eng_prov *pv, eng_vm **recs,
+                                size_t n)
+{
+    size_t workers = e->nthreads > 0 ? (size_t)e->nthreads : 1;
+    size_t per = n / workers;
+    if (per < 1)
+        per = 1;
+    if (per > ENG_READY_BATCH)
+        per = ENG_READY_BATCH;
+    long long done = 0;
+    for (size_t i = 0; i < n; i += per) {
+        size_t k = n - i < per ? n - i : per;
+        eng_task *t = eng_task_new(e, ENG_T_READY, p, NULL, pv);
+        eng_vm **b = t ? malloc(k * sizeof *b) : NULL;
+        if (!b) {
+            eng_task_drop(e, t);
+            for (size_t j = i; j < n; j++)
+                recs[j]->busy = false;
+            break;
+        }
+        memcpy(b, recs + i, k * sizeof *b);
+        t->batch = b;
+        t->nbatch = k;
+        eng_task_push(e, t);
+        done += (long long)k;
+    }
+    return done;
 }
 
 static void gc_rec(eng_vm *rec, void *ud)
@@ -354,6 +389,8 @@ int eng_pass_run(vmp_engine *e, eng_pool *p, eng_gen *g, eng_prov *pv, vmp_store
     }
     vmp_strlist *ready = &sets.set[VMP_VM_READY];
     long long ttl = pc->ready_ttl;
+    eng_vm **due_ready = ready->n ? calloc(ready->n, sizeof *due_ready) : NULL;
+    size_t ndue = 0;
     for (size_t i = 0; i < ready->n; i++) {
         const char *vm = ready->v[i];
         if (!in_inventory(&inv, vm)) {
@@ -365,9 +402,11 @@ int eng_pass_run(vmp_engine *e, eng_pool *p, eng_gen *g, eng_prov *pv, vmp_store
             continue;
         bool due = rec->check_t <= 0 || now - rec->check_t >= checktime ||
                    (ttl > 0 && rec->ready_t > 0 && now - rec->ready_t > (double)ttl * 60);
-        if (due)
-            dispatch(e, p, ENG_T_READY, rec, pv, &r.checked_ready);
+        if (due && due_ready && eng_vm_trylock(rec))
+            due_ready[ndue++] = rec;
     }
+    r.checked_ready = dispatch_ready(e, p, pv, due_ready, ndue);
+    free(due_ready);
     vmp_strlist *pending = &sets.set[VMP_VM_PENDING];
     for (size_t i = 0; i < pending->n; i++) {
         const char *vm = pending->v[i];

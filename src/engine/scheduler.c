@@ -262,6 +262,11 @@ static void *sched_main(void *arg)
             pthread_mutex_lock(&e->lock);
             continue;
         }
+        if (e->mirror_delta[0] || e->mirror_delta[1]) {
+            pthread_mutex_unlock(&e->lock);
+            eng_mirror_flush(e, st);
+            pthread_mutex_lock(&e->lock);
+        }
         double next = sched_round(e, now);
         double wait = next - eng_now(e);
         if (wait > 1.0)
@@ -428,6 +433,7 @@ int vmp_engine_run_pass(vmp_engine *e, const char *pool, vmp_engine_pass_result 
         rc = vmp_err_set(err, VMP_EAGAIN, "pool %s is leased by another manager", pool);
     else
         rc = eng_pass_run(e, p, g, pv, e->store, res, err);
+    eng_mirror_flush(e, e->store);
 
     pthread_mutex_lock(&e->lock);
     p->pass_busy = false;
@@ -460,5 +466,7 @@ int vmp_engine_run_ondemand(vmp_engine *e, vmp_err *err)
     pthread_mutex_unlock(&e->lock);
     if (!held)
         return vmp_err_set(err, VMP_EAGAIN, "the on-demand provisioner runs in another manager");
-    return eng_ondemand_step(e, e->store, NULL, err);
+    int rc = eng_ondemand_step(e, e->store, NULL, err);
+    eng_mirror_flush(e, e->store);
+    return rc;
 }

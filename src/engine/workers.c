@@ -112,6 +112,7 @@ static void task_release(vmp_engine *e, eng_task *t)
         } else if (e->clones > 0) {
             e->clones--;
         }
+        e->mirror_delta[t->ondemand ? 1 : 0]--;
         if (p && p->clones > 0)
             p->clones--;
         eng_dispatch_clones(e);
@@ -138,6 +139,9 @@ static void task_release(vmp_engine *e, eng_task *t)
     if (t->vm && p)
         eng_vm_unlock(e, p, t->vm);
     t->vm = NULL;
+    for (size_t i = 0; p && i < t->nbatch; i++)
+        eng_vm_unlock(e, p, t->batch[i]);
+    free(t->batch);
     if (t->prov)
         eng_prov_unref(e, t->prov);
     if (t->gen)
@@ -338,6 +342,25 @@ int eng_workers_stop(vmp_engine *e, double timeout)
     return rc;
 }
 
+void eng_mirror_flush(vmp_engine *e, vmp_store *st)
+{
+    static const vmp_store_counter ctr[2] = {VMP_COUNTER_CLONE, VMP_COUNTER_ONDEMAND_CLONE};
+    for (int i = 0; i < 2; i++) {
+        pthread_mutex_lock(&e->lock);
+        long long d = e->mirror_delta[i];
+        e->mirror_delta[i] = 0;
+        pthread_mutex_unlock(&e->lock);
+        if (!d)
+            continue;
+        vmp_err err = {0};
+        if (vmp_store_counter_add(st, ctr[i], d, NULL, &err) != 0) {
+            pthread_mutex_lock(&e->lock);
+            e->mirror_delta[i] += d; /* try again later */
+            pthread_mutex_unlock(&e->lock);
+        }
+    }
+}
+
 int vmp_engine_wait_idle(vmp_engine *e, double timeout)
 {
     if (!e)
@@ -354,5 +377,8 @@ int vmp_engine_wait_idle(vmp_engine *e, double timeout)
         }
     }
     pthread_mutex_unlock(&e->lock);
+    /* driven by hand: the caller's thread owns e->store */
+    if (e->opts.manual && e->started && !e->stopped)
+        eng_mirror_flush(e, e->store);
     return rc;
 }
