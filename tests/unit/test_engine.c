@@ -1536,6 +1536,177 @@ static void test_scheduler_fills(void **state)
     fx_free(f);
 }
 
+
+/* ---- more: adaptive delay, choose_host, purge, on-demand limit, provider reopen, redis down -- */
+
+static void test_adaptive_delay(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new(BASE_CONFIG
+                   ":pools:\n"
+                   "  - name: pool1\n    template: t/1\n    size: 1\n    provider: mock\n"
+                   "  - name: pool2\n    template: t/2\n    size: 1\n    provider: mock\n"
+                   "    check_loop_delay_min: 2\n    check_loop_delay_max: 8\n"
+                   "    check_loop_delay_decay: 3\n");
+    eng_pool *p1 = eng_pool_find(f->e, "pool1"), *p2 = eng_pool_find(f->e, "pool2");
+    static const double want1[] = {5, 10, 20, 40, 60, 60};
+    static const double want2[] = {2, 6, 8, 8};
+    for (size_t i = 0; i < VMP_ARRAY_LEN(want1); i++) {
+        fx_pass(f, "pool1");
+        assert_true(p1->delay == want1[i]);
+        assert_true(p1->next_due == vmp_clock_now(f->clock) + want1[i]);
+    }
+    for (size_t i = 0; i < VMP_ARRAY_LEN(want2); i++) {
+        fx_pass(f, "pool2");
+        assert_true(p2->delay == want2[i]);
+    }
+    /* activity (a discovered VM) brings the delay back to the minimum */
+    assert_int_equal(vmp_mock_add_vm(fx_mock(f, NULL), "pool1", "stray"), 0);
+    fx_pass(f, "pool1");
+    assert_true(p1->delay == 5);
+    fx_free(f);
+}
+
+static int h_choose(void *ud, const char *pool, const char *vm, const char *current,
+                    const char *proposed, char *host, size_t len, vmp_err *err)
+{
+    int *calls = ud;
+    (*calls)++;
+    snprintf(host, len, "policy-host");
+    return 0;
+}
+
+static void test_choose_host_hook(void **state)
+{
+    NEED_REDIS();
+    int calls = 0;
+    fx *f = fx_make(BASE_CONFIG "  migration_limit: 2\n"
+                                ":pools:\n"
+                                "  - name: pool1\n    template: t/1\n    size: 1\n"
+                                "    provider: mock_nomig\n");
+    f->hooks = (vmp_engine_hooks){.ud = &calls, .choose_host = h_choose};
+    f->use_hooks = true;
+    assert_int_equal(fx_start(f), 0);
+    vmp_mock *m = fx_mock(f, "mock_nomig");
+    fx_pass(f, "pool1");
+    char *vm = NULL;
+    fx_checkout(f, "pool1", &vm);
+    fx_pass(f, "pool1");
+    assert_int_equal(calls, 1);
+    assert_int_equal(vmp_mock_calls_for(m, VMP_MOCK_MIGRATE_VM_TO_HOST, vm), 1);
+    char *h = fx_field(f, vm, "host");
+    assert_string_equal(h, "policy-host");
+    free(h);
+    free(vm);
+    fx_free(f);
+}
+
+static void test_purge_at_start(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new(BASE_CONFIG "  purge_unconfigured_resources: true\n" POOL1(0));
+    assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
+    assert_int_equal(vmp_mock_calls(fx_mock(f, NULL), VMP_MOCK_PURGE_UNCONFIGURED_RESOURCES), 1);
+    fx_free(f);
+    /* off by default */
+    f = fx_new(BASE_CONFIG POOL1(0));
+    assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
+    assert_int_equal(vmp_mock_calls(fx_mock(f, NULL), VMP_MOCK_PURGE_UNCONFIGURED_RESOURCES), 0);
+    fx_free(f);
+}
+
+static void test_ondemand_clone_limit(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new(BASE_CONFIG "  ondemand_clone_limit: 2\n" POOL1(0));
+    vmp_mock *m = fx_mock(f, NULL);
+    vmp_mock_block(m, VMP_MOCK_CREATE_VM);
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_od_request_create(f->st, "req-5", "pool1:pool1:5", NULL, NULL, T0,
+                                                 &err),
+                     0);
+    assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
+    assert_true(vmp_mock_wait_blocked(m, VMP_MOCK_CREATE_VM, 2, 5));
+    vmp_store_zlist tasks = {0};
+    assert_int_equal(vmp_store_od_zrange(f->st, VMP_OD_TASK, &tasks, &err), 0);
+    assert_int_equal(tasks.n, 1);
+    assert_string_equal(tasks.v[0].member, "pool1:pool1:3:req-5");
+    vmp_store_zlist_clear(&tasks);
+    char *v = fx_get(f, "tasks__ondemandclone");
+    assert_string_equal(v, "2");
+    free(v);
+    /* a second round while both slots are busy starts nothing */
+    assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
+    assert_int_equal(vmp_mock_calls(m, VMP_MOCK_CREATE_VM), 2);
+    vmp_mock_unblock(m, VMP_MOCK_CREATE_VM);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
+        assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
+    }
+    assert_int_equal(vmp_mock_calls(m, VMP_MOCK_CREATE_VM), 5);
+    vmp_strlist kv = VMP_STRLIST_INIT;
+    assert_int_equal(vmp_store_od_request_get(f->st, "req-5", &kv, &err), 0);
+    assert_string_equal(vmp_store_kv_get(&kv, "status"), "ready");
+    vmp_strlist_clear(&kv);
+    fx_free(f);
+}
+
+static void test_reload_reopens_changed_provider(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new(BASE_CONFIG ":providers:\n  mock:\n    flavour: a\n" POOL1(1));
+    fx_pass(f, "pool1");
+    vmp_provider *before = vmp_engine_provider(f->e, "mock");
+    int live = vmp_mock_live_instances();
+    vmp_config *c2 = load_cfg(BASE_CONFIG ":providers:\n  mock:\n    flavour: b\n" POOL1(1));
+    vmp_err err = {0};
+    assert_int_equal(vmp_engine_reload(f->e, c2, &err), 0);
+    vmp_provider *after = vmp_engine_provider(f->e, "mock");
+    assert_ptr_not_equal(before, after);
+    /* the old instance is closed: nothing used it any more */
+    assert_int_equal(vmp_mock_live_instances(), live);
+    /* a provider that cannot be opened leaves the old configuration in force */
+    vmp_config *c3 = load_cfg(BASE_CONFIG ":providers:\n  mock:\n    flavour: c\n" POOL1(1));
+    vmp_mock_fail_open(0, 1);
+    assert_int_not_equal(vmp_engine_reload(f->e, c3, &err), 0);
+    assert_ptr_equal(vmp_engine_provider(f->e, "mock"), after);
+    vmp_config_free(c3);
+    fx_pass(f, "pool1");
+    vmp_engine_free(f->e);
+    f->e = NULL;
+    vmp_config_free(c2);
+    fx_free(f);
+}
+
+static void test_redis_down(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_make(BASE_CONFIG POOL1(1));
+    f->so.reconnect_attempts = 2;
+    f->so.reconnect_delay = 0.01;
+    fx_reopen_store(f);
+    assert_int_equal(fx_start(f), 0);
+    fx_pass(f, "pool1");
+    char msg[256];
+    vmp_test_redis_kill(g_redis);
+    vmp_err err = {0};
+    vmp_engine_pass_result r;
+    vmp_clock_advance(f->clock, 10);
+    int rc = vmp_engine_run_pass(f->e, "pool1", &r, &err);
+    assert_int_not_equal(rc, 0);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 10), 0);
+    assert_int_equal(vmp_test_redis_restart(g_redis, msg, sizeof msg), 0);
+    /* Redis is back (empty): the engine carries on and refills */
+    redisFree(f->rc);
+    f->rc = redisConnectUnix(vmp_test_redis_socket(g_redis));
+    vmp_clock_advance(f->clock, 10);
+    fx_pass(f, "pool1");
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_READY) + fx_count(f, "pool1", VMP_VM_COMPLETED),
+                     2);
+    fx_free(f);
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -1606,6 +1777,12 @@ int main(void)
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_graceful_stop),
         cmocka_unit_test(test_scheduler_fills),
+        cmocka_unit_test(test_adaptive_delay),
+        cmocka_unit_test(test_choose_host_hook),
+        cmocka_unit_test(test_purge_at_start),
+        cmocka_unit_test(test_ondemand_clone_limit),
+        cmocka_unit_test(test_reload_reopens_changed_provider),
+        cmocka_unit_test(test_redis_down),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
