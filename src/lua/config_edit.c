@@ -488,17 +488,8 @@ int vmp_lua_config_edit(vmp_cfg_node *root, const char *name, void *ud, vmp_strl
             .time_limit = CONFIG_TIME_LIMIT,
             .subsys = "lua.config",
         };
-        vmp_strlist dirs = VMP_STRLIST_INIT;
-        for (size_t i = 0; unsandboxed && i < files.n; i++) {
-            char *d = strdup(files.v[i]);
-            if (d && !vmp_strlist_contains(&dirs, dirname(d)))
-                vmp_strlist_push(&dirs, dirname(d));
-            free(d);
-        }
-        o.lua_dirs = &dirs;
-        rc = vmp_lua_new(&o, &l, err);
-        vmp_strlist_clear(&dirs);
-        if (rc != 0)
+        o.lua_files = &files;
+        if ((rc = vmp_lua_new(&o, &l, err)) != 0)
             goto out;
         l->role_ud = &ctx;
         for (size_t i = 0; i < files.n; i++) {

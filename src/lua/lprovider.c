@@ -262,7 +262,6 @@ static int lp_open(vmp_provider *p, void **self, vmp_err *err)
         lp->slots[i].obj_ref = lp->slots[i].dispatch_ref = LUA_NOREF;
     }
 
-    vmp_strlist dirs = VMP_STRLIST_INIT;
     vmp_lua_opts o = {
         .role = VMP_LUA_PROVIDER,
         .unsandboxed = cls->unsandboxed,
@@ -271,16 +270,8 @@ static int lp_open(vmp_provider *p, void **self, vmp_err *err)
         .time_limit = vmp_cfg_get_double(pc, "lua_time_limit", 0),
         .provider = p,
         .config = cfg,
-        .lua_dirs = &dirs,
+        .lua_files = &cls->files,
     };
-    for (size_t i = 0; cls->unsandboxed && i < cls->files.n; i++) {
-        char *slash = strrchr(cls->files.v[i], '/');
-        char *d = slash ? vmp_asprintf("%.*s", (int)(slash - cls->files.v[i]), cls->files.v[i])
-                        : NULL;
-        if (d && !vmp_strlist_contains(&dirs, d))
-            vmp_strlist_push(&dirs, d);
-        free(d);
-    }
     for (size_t i = 0; i < lp->n; i++) {
         slot *s = &lp->slots[i];
         if ((rc = vmp_lua_new(&o, &s->l, err)) != 0)
@@ -300,7 +291,6 @@ static int lp_open(vmp_provider *p, void **self, vmp_err *err)
     *self = lp;
     lp = NULL;
 out:
-    vmp_strlist_clear(&dirs);
     lp_close(lp);
     return rc;
 }

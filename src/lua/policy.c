@@ -146,6 +146,7 @@ static int pstate_make(const vmp_config *cfg, const vmp_strlist *files, bool uns
         .subsys = SUBSYS,
         .metrics = metrics,
         .config = cfg,
+        .lua_files = files,
     };
     int rc = vmp_lua_new(&o, &st->l, err);
     if (rc == 0 && (rc = vmp_lua_run_files(st->l, files, err)) != 0)

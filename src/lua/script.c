@@ -330,18 +330,23 @@ static void sandbox(lua_State *L)
     lua_pop(L, 1);
 }
 
-static void add_paths(lua_State *L, const vmp_strlist *dirs)
+/* package.path gets <dir>/?.lua;<dir>/?/init.lua for the directory of each
+ * file (a file without one: the working directory, already there). */
+static void add_paths(lua_State *L, const vmp_strlist *files)
 {
-    if (!dirs || dirs->n == 0)
+    if (!files || files->n == 0)
         return;
     lua_getglobal(L, "package"); /* [package] */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    for (size_t i = 0; i < dirs->n; i++) {
-        luaL_addstring(&b, dirs->v[i]);
-        luaL_addstring(&b, "/?.lua;");
-        luaL_addstring(&b, dirs->v[i]);
-        luaL_addstring(&b, "/?/init.lua;");
+    for (size_t i = 0; i < files->n; i++) {
+        const char *slash = strrchr(files->v[i], '/');
+        if (!slash)
+            continue;
+        for (int k = 0; k < 2; k++) {
+            luaL_addlstring(&b, files->v[i], (size_t)(slash - files->v[i]));
+            luaL_addstring(&b, k == 0 ? "/?.lua;" : "/?/init.lua;");
+        }
     }
     lua_getfield(L, -2, "path");
     luaL_addvalue(&b);
@@ -354,7 +359,7 @@ static void add_paths(lua_State *L, const vmp_strlist *dirs)
 
 typedef struct setup_args {
     vmp_lua *l;
-    const vmp_strlist *dirs;
+    const vmp_strlist *files;
 } setup_args;
 
 static int setup(lua_State *L)
@@ -362,7 +367,7 @@ static int setup(lua_State *L)
     setup_args *a = lua_touserdata(L, 1);
     luaL_openlibs(L);
     if (a->l->unsandboxed)
-        add_paths(L, a->dirs);
+        add_paths(L, a->files);
     else
         sandbox(L);
     vmp_lua_preload(L);
@@ -398,7 +403,7 @@ int vmp_lua_new(const vmp_lua_opts *opts, vmp_lua **out, vmp_err *err)
         goto out;
     }
     lua_sethook(l->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
-    setup_args a = {l, opts->lua_dirs};
+    setup_args a = {l, opts->lua_files};
     int st = vmp_lua_protect(l->L, setup, &a, 0);
     if (st != LUA_OK) {
         rc = vmp_err_set(err, st == LUA_ERRMEM ? VMP_ENOMEM : VMP_EFAILED, "lua: setup: %s",

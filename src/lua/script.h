@@ -68,8 +68,9 @@ typedef struct vmp_lua_opts {
     vmp_metrics *metrics;         /* vmpool.metrics sink; NULL: null sink (borrowed) */
     vmp_provider *provider;       /* PROVIDER: the instance (borrowed) */
     const vmp_config *config;     /* what vmpool.config() shows (borrowed; may be NULL) */
-    /* Directories added to package.path when unsandboxed (may be NULL). */
-    const vmp_strlist *lua_dirs;
+    /* The Lua files the state will run (may be NULL): when unsandboxed,
+     * their directories go on package.path. */
+    const vmp_strlist *lua_files;
 } vmp_lua_opts;
 
 typedef struct vmp_lua vmp_lua;

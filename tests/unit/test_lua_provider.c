@@ -219,10 +219,17 @@ static void test_config_errors(void **state)
     assert_int_not_equal(load(f, ":config:\n  lua: site.lua\n"), 0);
     assert_error(f, "unknown provider \"nobody\"", NULL);
 
-    /* unsandboxed on request: io is there */
-    write_file(f, "site.lua", "assert(io.open)\n");
+    /* sandboxed, require finds nothing next to the file */
+    write_file(f, "helper.lua", "return { size = 2 }\n");
+    write_file(f, "site.lua", "local h = require('helper')\n");
+    assert_int_not_equal(load(f, ":config:\n  lua: site.lua\n"), 0);
+    assert_error(f, "module 'helper' not found", NULL);
+    /* unsandboxed on request: io is there, and modules next to the file */
+    write_file(f, "site.lua", "assert(io.open)\n"
+                              "vmpool.pool{name = 'h', size = require('helper').size}\n");
     assert_int_equal(load(f, ":config:\n  lua: site.lua\n  lua_sandbox: false\n"), 0);
     assert_true(vmp_lua_config_unsandboxed(f->lc));
+    assert_int_equal(vmp_config_pool(f->cfg, "h")->size, 2);
 }
 
 /* ---- the provider adapter --------------------------------------------------------------- */
