@@ -144,6 +144,7 @@ static const char *const global_known[] = {"site_name",
                                            "check_loop_delay_max",
                                            "check_loop_delay_decay",
                                            "check_ready_vm_hostname_for_mismatch",
+                                           "keep_discovered_vms", /* engine (docs/engine.md) */
                                            "manage_host_selection",
                                            "host_selection_max_age",
                                            "utilization_limit",

@@ -182,6 +182,7 @@ static const char *const pool_known[] = {"name",
                                          "check_loop_delay_decay",
                                          "check_hostname_for_mismatch",
                                          "dns_plugin",
+                                         "keep_discovered_vms", /* engine (docs/engine.md) */
                                          /* vSphere provider extensions (docs/vsphere.md) */
                                          "ready_check",
                                          "ready_port",

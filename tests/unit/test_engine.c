@@ -819,6 +819,7 @@ static void test_discovered_kept(void **state)
     NEED_REDIS();
     fx *f = fx_make(BASE_CONFIG
                     "  keep_discovered_vms: true\n" POOL1(0));
+    assert_int_equal(f->cfg->warnings.n, 0); /* a known key */
     assert_int_equal(fx_start(f), 0);
     vmp_mock *m = fx_mock(f, NULL);
     assert_int_equal(vmp_mock_add_vm(m, "pool1", "stray"), 0);
@@ -826,6 +827,21 @@ static void test_discovered_kept(void **state)
     fx_pass(f, "pool1");
     assert_int_equal(fx_count(f, "pool1", VMP_VM_DISCOVERED), 1);
     assert_true(vmp_mock_has_vm(m, "pool1", "stray"));
+    fx_free(f);
+    /* per pool */
+    f = fx_new(BASE_CONFIG ":pools:\n"
+                           "  - name: keep\n    template: t/k\n    size: 0\n    provider: mock\n"
+                           "    keep_discovered_vms: true\n"
+                           "  - name: toss\n    template: t/t\n    size: 0\n    provider: mock\n");
+    assert_int_equal(f->cfg->warnings.n, 0);
+    m = fx_mock(f, NULL);
+    assert_int_equal(vmp_mock_add_vm(m, "keep", "stray-k"), 0);
+    assert_int_equal(vmp_mock_add_vm(m, "toss", "stray-t"), 0);
+    fx_pass(f, "keep");
+    fx_pass(f, "toss");
+    fx_pass(f, "toss");
+    assert_int_equal(fx_count(f, "keep", VMP_VM_DISCOVERED), 1);
+    assert_false(vmp_mock_has_vm(m, "toss", "stray-t"));
     fx_free(f);
 }
 
