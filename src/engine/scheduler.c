@@ -297,7 +297,7 @@ static void on_event(vmp_engine *e, const char *type, const char *pool)
     } else if (strcmp(type, "ondemand") == 0) {
         e->od_wake = true;
         pthread_cond_signal(&e->sched_cond);
-    } else if (strcmp(type, "config") == 0) {
+    } else if (strcmp(type, "config") == 0 || strcmp(type, "reset") == 0) {
         for (size_t i = 0; i < e->npools; i++)
             if (!p || e->pools[i] == p)
                 e->pools[i]->slow_due = true;

@@ -1548,6 +1548,17 @@ static void test_scheduler_fills(void **state)
     assert_int_equal(fx_count(f, "pool1", VMP_VM_MIGRATING), 0);
     assert_int_equal(fx_count(f, "pool1", VMP_VM_READY), 3);
     free(vm);
+    /* a size change announced as a config event takes effect at once, not
+     * at the pool's next (decayed) interval */
+    assert_int_equal(vmp_store_override_set(f->st, VMP_OVERRIDE_POOLSIZE, "pool2", "4", &err), 0);
+    assert_int_equal(vmp_store_publish(f->st, "config", "pool2", &err), 0);
+    waited = 0;
+    while (fx_count(f, "pool2", VMP_VM_READY) < 4 && waited < 30) {
+        struct timespec ts = {0, 50000000L};
+        nanosleep(&ts, NULL);
+        waited++;
+    }
+    assert_int_equal(fx_count(f, "pool2", VMP_VM_READY), 4);
     assert_int_equal(vmp_engine_stop(f->e, 5), 0);
     fx_free(f);
 }
