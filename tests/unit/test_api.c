@@ -688,6 +688,26 @@ static void test_vm_get(void **state)
                 "{\"ok\":false,\"error\":\"Hostname too long\"}");
 }
 
+static void test_vm_destroyed(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "vm1");
+    expect_json(req("POST", "/api/v3/vm/pool1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"pool1\":{\"hostname\":\"vm1.example.com\"}}");
+    expect_json(req("DELETE", "/api/v3/vm/vm1", NULL, NULL, NULL), 200, "{\"ok\":true}");
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_destroy_start(st, "pool1", "vm1", NOW + 5400, &err), 0);
+    expect_json(req("GET", "/api/v3/vm/vm1", NULL, NULL, NULL), 200,
+                "{\"ok\":true,\"vm1\":{\"template\":\"pool1\",\"lifetime\":12,\"running\":1.5,"
+                "\"state\":\"destroyed\",\"ip\":\"\",\"fqdn\":\"vm1.example.com\"}}");
+    /* tags of the day, by tag name */
+    assert_int_equal(vmp_store_vm_tag_set(st, "vm1", "team", "qa", NOW, &err), 0);
+    assert_int_equal(vmp_store_vm_tag_set(st, "vm1", "owner", "me", NOW, &err), 0);
+    expect_json(req("GET", "/api/v3/summary/tag/team", NULL, NULL, NULL), 200,
+                "{\"tag\":{\"team\":{\"qa\":1,\"total\":1}},\"daily\":[{\"date\":\"" TODAY
+                "\",\"tag\":{\"team\":{\"qa\":1,\"total\":1}}}]}");
+}
+
 static void test_vm_put(void **state)
 {
     NEED_SERVER();
@@ -1646,6 +1666,7 @@ int main(void)
         cmocka_unit_test_setup(test_checkout_errors, each),
         cmocka_unit_test_setup(test_return, each),
         cmocka_unit_test_setup(test_vm_get, each),
+        cmocka_unit_test_setup(test_vm_destroyed, each),
         cmocka_unit_test_setup(test_vm_put, each),
         cmocka_unit_test_setup(test_tags_filtered, each),
         cmocka_unit_test_setup(test_disk_snapshot, each),
