@@ -109,7 +109,15 @@ vm=$(rc SRANDMEMBER vmpooler__running__pool1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$u2/api/v3/vm/$vm.example.com")
 check "return over the other process" 200 "$code"
 check "returned VM completed" 1 "$(rc SISMEMBER vmpooler__completed__pool1 "$vm")"
-before=$(rc --no-raw DEBUG DIGEST)
+# Every key with its serialized value (DUMP): equal text = unchanged Redis.
+digest() {
+  rc --scan | sort | while read -r k; do
+    printf '%s ' "$k"
+    rc --no-raw DUMP "$k"
+  done | md5sum
+}
+before=$(digest)
+[ "$(rc --scan | wc -l)" -gt 60 ] || bad "digest sees the keys"
 for req in "POST /api/v3/vm {bad" "POST /api/v3/vm {\"pool1\":\"1000\"}" \
   "POST /api/v3/vm {\"nosuch\":1}" "PUT /api/v3/vm/$vm {\"bogus\":1}" \
   "POST /api/v3/vm/pool1%ZZ -" "DELETE /api/v3/vm/nosuch -" "GET /api/v3/vm/bad_host -"; do
@@ -120,7 +128,10 @@ for req in "POST /api/v3/vm {bad" "POST /api/v3/vm {\"pool1\":\"1000\"}" \
     curl -s -o /dev/null -X "$1" --data-binary "$3" "$u1$2"
   fi
 done
-check "bad requests leave Redis unchanged" "$before" "$(rc --no-raw DEBUG DIGEST)"
+check "bad requests leave Redis unchanged" "$before" "$(digest)"
+# and the digest does see a change
+rc HSET vmpooler__vm__a01 probe 1 >/dev/null
+[ "$before" != "$(digest)" ] && ok "digest notices a change" || bad "digest blind to a change"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
