@@ -28,6 +28,7 @@ struct vmp_soap {
     struct curl_slist *headers;
     char *url, *username, *password, *ca_file;
     bool insecure;
+    long timeout_ms;
     struct vmp_soap_stats own;
     struct vmp_soap_stats *shared;
     bool have_service;
@@ -408,6 +409,7 @@ int vmp_soap_new(const vmp_soap_opts *opts, vmp_soap **out, vmp_err *err)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ct);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, to);
+    s->timeout_ms = to;
     curl_easy_setopt(c, CURLOPT_COOKIEFILE, ""); /* cookie engine on, nothing loaded */
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->curl_err);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -454,6 +456,7 @@ void vmp_soap_free(vmp_soap *s)
 }
 
 const char *vmp_soap_url(const vmp_soap *s) { return s->url; }
+long vmp_soap_timeout_ms(const vmp_soap *s) { return s->timeout_ms; }
 const char *vmp_soap_last_fault(const vmp_soap *s) { return s->last_fault; }
 bool vmp_soap_logged_in(const vmp_soap *s) { return s->logged_in; }
 

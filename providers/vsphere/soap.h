@@ -109,6 +109,9 @@ const char *vmp_soap_last_fault(const vmp_soap *s);
 /* This client's counters. */
 void vmp_soap_counters_get(const vmp_soap *s, vmp_soap_counters *out);
 const char *vmp_soap_url(const vmp_soap *s);
+/* The whole-request timeout in milliseconds (calls that block on the
+ * server, such as WaitForUpdatesEx, must ask for less). */
+long vmp_soap_timeout_ms(const vmp_soap *s);
 
 /* ---- replies ------------------------------------------------------------ */
 

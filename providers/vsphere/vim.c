@@ -343,49 +343,168 @@ static void sleep_ms(long ms)
         ;
 }
 
-int vmp_vim_task_wait(vmp_soap *s, const vmp_moref *task, const char *what, double timeout_s,
-                      vmp_moref *result, vmp_err *err)
+/* One read of a task. Returns 1 while it runs (state in state), 0 when it
+ * succeeded, a negative code when it failed or could not be read. */
+static int task_read(vmp_soap *s, const vmp_moref *task, const char *what, vmp_moref *result,
+                     char *state, size_t len, vmp_err *err)
 {
     static const char *const paths[] = {"info.state", "info.result", "info.error", NULL};
     const vmp_vim_propset set = {"Task", paths};
+    vmp_vim_objects *r = NULL;
+    int rc = vmp_vim_retrieve(s, task, 1, VMP_VIM_SELF, &set, 1, &r, err);
+    if (rc != 0) {
+        vmp_err_prefix(err, "waiting for %s", what);
+        return rc;
+    }
+    vmp_vim_prop_str(r, 0, "info.state", state, len);
+    if (strcmp(state, "success") == 0) {
+        if (result)
+            vmp_vim_prop_moref(r, 0, "info.result", result);
+        rc = 0;
+    } else if (strcmp(state, "error") == 0) {
+        rc = vmp_vim_task_error(vmp_vim_objects_prop(r, 0, "info.error"), what, err);
+    } else if (!state[0]) {
+        rc = vmp_err_set(err, VMP_EPROVIDER, "%s: task %s has no state", what, task->value);
+    } else {
+        rc = 1; /* queued or running */
+    }
+    vmp_vim_objects_free(r);
+    return rc;
+}
+
+/* The task's info.state in a WaitForUpdatesEx answer, if it changed. */
+static void update_state(const xmlNode *rv, const vmp_moref *filter, const vmp_moref *task,
+                         char *state, size_t len)
+{
+    for (xmlNode *fs = vmp_xml_child(rv, "filterSet"); fs; fs = vmp_xml_next(fs, "filterSet")) {
+        vmp_moref f;
+        if (vmp_xml_read_moref(vmp_xml_child(fs, "filter"), &f) != 0 ||
+            !vmp_moref_equal(&f, filter))
+            continue;
+        for (xmlNode *os = vmp_xml_child(fs, "objectSet"); os; os = vmp_xml_next(os, "objectSet")) {
+            vmp_moref obj;
+            if (vmp_xml_read_moref(vmp_xml_child(os, "obj"), &obj) != 0 ||
+                !vmp_moref_equal(&obj, task))
+                continue;
+            char name[32];
+            for (xmlNode *cs = vmp_xml_child(os, "changeSet"); cs;
+                 cs = vmp_xml_next(cs, "changeSet"))
+                if (vmp_xml_child_text(cs, "name", name, sizeof name) == 0 &&
+                    strcmp(name, "info.state") == 0)
+                    vmp_xml_child_text(cs, "val", state, len);
+        }
+    }
+}
+
+/* Waits with a property filter and WaitForUpdatesEx until the task leaves
+ * the running states or the deadline passes. Returns 0 when it ended (the
+ * caller reads the outcome), VMP_ETIMEDOUT, VMP_ENOTSUP when the server has
+ * no filters for us (the caller polls instead), or another error. */
+static int wait_updates(vmp_soap *s, const vmp_moref *task, const char *what, double deadline,
+                        double timeout_s, char *state, size_t len, vmp_err *err)
+{
+    const vmp_soap_service *svc = vmp_soap_service_content(s);
+    vmp_soap_reply *r = NULL;
+    vmp_moref filter;
+    vmp_buf args = VMP_BUF_INIT;
+    vmp_buf_puts(&args, "<spec><propSet><type>Task</type><pathSet>info.state</pathSet></propSet>"
+                        "<objectSet>");
+    vmp_xml_moref(&args, "obj", task);
+    vmp_buf_puts(&args, "</objectSet></spec><partialUpdates>false</partialUpdates>");
+    int rc = args.oom ? vmp_err_set(err, VMP_ENOMEM, "out of memory") : 0;
+    if (rc == 0)
+        rc = vmp_soap_call(s, "CreateFilter", &svc->property_collector, args.s, &r, err);
+    if (rc == 0 && vmp_xml_read_moref(vmp_soap_reply_returnval(r), &filter) != 0)
+        rc = vmp_err_set(err, VMP_EPROVIDER, "CreateFilter: no filter in the answer");
+    vmp_soap_reply_free(r);
+    r = NULL;
+    if (rc != 0) {
+        /* A transport failure is real; anything else: fall back to polling. */
+        return rc == VMP_EIO || rc == VMP_ETIMEDOUT || rc == VMP_ENOMEM ? rc : VMP_ENOTSUP;
+    }
+    /* A WaitForUpdatesEx must end well before the HTTP request times out. */
+    long cap = vmp_soap_timeout_ms(s) / 1000 - 5;
+    if (cap > 60)
+        cap = 60;
+    if (cap < 1)
+        cap = 1;
+    /* Each wait is short at first and doubles up to 16 s; when one ends
+     * without news the task is read directly, so an update the server
+     * failed to deliver (vcsim shares one change queue between sessions)
+     * costs at most one wait. */
+    char version[128] = "";
+    long step = 1;
+    for (;;) {
+        double left = deadline - vmp_monotonic();
+        if (left <= 0) {
+            rc = vmp_err_set(err, VMP_ETIMEDOUT, "%s: task %s still %s after %.0f s", what,
+                             task->value, state, timeout_s);
+            break;
+        }
+        long wait = (long)(left + 0.999);
+        if (wait > step)
+            wait = step;
+        if (wait > cap)
+            wait = cap;
+        vmp_buf_reset(&args);
+        vmp_xml_elem(&args, "version", version);
+        vmp_buf_printf(&args, "<options><maxWaitSeconds>%ld</maxWaitSeconds></options>", wait);
+        rc = vmp_soap_call(s, "WaitForUpdatesEx", &svc->property_collector, vmp_buf_str(&args), &r,
+                           err);
+        if (rc != 0)
+            break;
+        xmlNode *rv = vmp_soap_reply_returnval(r);
+        if (rv) {
+            vmp_xml_child_text(rv, "version", version, sizeof version);
+            update_state(rv, &filter, task, state, len);
+        }
+        vmp_soap_reply_free(r);
+        r = NULL;
+        if (strcmp(state, "success") == 0 || strcmp(state, "error") == 0)
+            break;
+        if (!rv) { /* the wait ran out: look for ourselves */
+            rc = task_read(s, task, what, NULL, state, len, err);
+            if (rc <= 0) {
+                rc = 0; /* ended (or unreadable): the caller reads the outcome */
+                break;
+            }
+            rc = 0;
+            if (step < 16)
+                step *= 2;
+        }
+    }
+    vmp_err e2 = {0}; /* best effort: the filter dies with the session anyway */
+    vmp_soap_call(s, "DestroyPropertyFilter", &filter, NULL, NULL, &e2);
+    vmp_buf_free(&args);
+    return rc;
+}
+
+int vmp_vim_task_wait(vmp_soap *s, const vmp_moref *task, const char *what, double timeout_s,
+                      vmp_moref *result, vmp_err *err)
+{
     double deadline = vmp_monotonic() + (timeout_s > 0 ? timeout_s : 3600);
-    long delay = 50;
-    int rc = 0;
+    char state[32] = "";
     if (result)
         memset(result, 0, sizeof *result);
-    for (;;) {
-        vmp_vim_objects *r = NULL;
-        char state[32];
-        rc = vmp_vim_retrieve(s, task, 1, VMP_VIM_SELF, &set, 1, &r, err);
-        if (rc != 0) {
-            vmp_err_prefix(err, "waiting for %s", what);
-            return rc;
-        }
-        vmp_vim_prop_str(r, 0, "info.state", state, sizeof state);
-        if (strcmp(state, "success") == 0) {
-            if (result)
-                vmp_vim_prop_moref(r, 0, "info.result", result);
-            vmp_vim_objects_free(r);
-            return 0;
-        }
-        if (strcmp(state, "error") == 0) {
-            rc = vmp_vim_task_error(vmp_vim_objects_prop(r, 0, "info.error"), what, err);
-            vmp_vim_objects_free(r);
-            return rc;
-        }
-        vmp_vim_objects_free(r);
-        if (!state[0])
-            return vmp_err_set(err, VMP_EPROVIDER, "%s: task %s has no state", what, task->value);
+    /* Short tasks have often ended by the first read. */
+    int rc = task_read(s, task, what, result, state, sizeof state, err);
+    if (rc <= 0)
+        return rc;
+    rc = wait_updates(s, task, what, deadline, timeout_s, state, sizeof state, err);
+    if (rc == 0) /* it ended: read the outcome */
+        rc = task_read(s, task, what, result, state, sizeof state, err);
+    if (rc != VMP_ENOTSUP && rc != 1)
+        return rc;
+    /* No property filters: poll, 50 ms doubling to 1 s. */
+    for (long delay = 50;; delay = delay * 2 > 1000 ? 1000 : delay * 2) {
         double left = deadline - vmp_monotonic();
         if (left <= 0)
             return vmp_err_set(err, VMP_ETIMEDOUT, "%s: task %s still %s after %.0f s", what,
                                task->value, state, timeout_s);
-        long ms = delay;
-        if (ms > (long)(left * 1000) + 1)
-            ms = (long)(left * 1000) + 1;
-        sleep_ms(ms);
-        if (delay < 1000)
-            delay = delay * 2 > 1000 ? 1000 : delay * 2;
+        sleep_ms(delay < (long)(left * 1000) + 1 ? delay : (long)(left * 1000) + 1);
+        rc = task_read(s, task, what, result, state, sizeof state, err);
+        if (rc <= 0)
+            return rc;
     }
 }
 

@@ -11,9 +11,12 @@
  * folder or every host of a cluster, so one inventory pass of a pool is one
  * round trip however many VMs it holds.
  *
- * Tasks are waited for by polling their info.state with a bounded backoff
- * (first read at once, then 50 ms doubling to 1 s) until a deadline; a task
- * that ends in error gives the fault's type and fields in err.
+ * Tasks are waited for until a deadline: one read at once (short tasks have
+ * often ended by then), then a property filter on the task's state and
+ * WaitForUpdatesEx, which answers as soon as the state changes, and a last
+ * read of the outcome; a server without filters is polled instead (50 ms
+ * doubling to 1 s). A task that ends in error gives the fault's type and
+ * fields in err.
  *
  * Element order in the specs follows the vim25 schema (servers validate it).
  */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 #include "util.h"
 #include "config.h"
 #include "metrics.h"
@@ -498,6 +499,28 @@ static void test_tasks(void **state)
         vmp_vim_run_task(s, "PowerOffVM_Task", &vm, NULL, "power off", TASK_TIMEOUT, NULL, &err));
     double waited = vmp_monotonic() - t0;
     assert_true(waited >= 0.5 && waited < 5);
+    /* A long task costs few round trips (call, first read, filter, a few
+     * waits, with a read after each wait that ran out, filter removal, last
+     * read). */
+    vmp_soap_counters c0, c1;
+    control("POST", "task-delay", "spec=PowerOnVM_Task:3000");
+    vmp_soap_counters_get(s, &c0);
+    ASSERT_OK(
+        vmp_vim_run_task(s, "PowerOnVM_Task", &vm, NULL, "power on", TASK_TIMEOUT, NULL, &err));
+    vmp_soap_counters_get(s, &c1);
+    if (c1.round_trips - c0.round_trips > 12)
+        fail_msg("%llu round trips", c1.round_trips - c0.round_trips);
+    /* Without property filters (CreateFilter refused), it polls. */
+    control("POST", "fault", "spec=CreateFilter=soap:1");
+    control("POST", "task-delay", "spec=PowerOffVM_Task:600");
+    t0 = vmp_monotonic();
+    ASSERT_OK(
+        vmp_vim_run_task(s, "PowerOffVM_Task", &vm, NULL, "power off", TASK_TIMEOUT, NULL, &err));
+    waited = vmp_monotonic() - t0;
+    assert_true(waited >= 0.5 && waited < 5);
+    char faults[256];
+    vmp_vcsim_control(sim, "GET", "fault", NULL, faults, sizeof faults);
+    assert_null(strstr(faults, "CreateFilter")); /* the injected fault was used */
     control("POST", "task-delay", "spec=Destroy_Task:3000");
     t0 = vmp_monotonic();
     assert_int_equal(vmp_vim_run_task(s, "Destroy_Task", &vm, NULL, "destroy", 0.4, NULL, &err),
