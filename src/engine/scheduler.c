@@ -156,7 +156,10 @@ static void poll_changes(vmp_engine *e, vmp_store *st)
         goto out;
     vmp_store_override_all(st, VMP_OVERRIDE_TEMPLATE, &over, &err);
     long long nreq = 0;
-    if (e->od_leased)
+    pthread_mutex_lock(&e->lock);
+    bool od = e->od_leased;
+    pthread_mutex_unlock(&e->lock);
+    if (od)
         vmp_store_od_zcard(st, VMP_OD_REQUEST, &nreq, &err);
     pthread_mutex_lock(&e->lock);
     if (nreq > 0)

@@ -1734,6 +1734,54 @@ static void test_redis_down(void **state)
     fx_free(f);
 }
 
+
+static void test_discovered_known(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new(BASE_CONFIG POOL1(1));
+    fx_pass(f, "pool1");
+    char *vm = fx_first(f, "pool1", VMP_VM_READY);
+    /* listed as discovered by mistake while also ready (T16, second case) */
+    redisReply *rr = redisCommand(f->rc, "SADD %s__discovered__pool1 %s", f->prefix, vm);
+    freeReplyObject(rr);
+    fx_pass(f, "pool1");
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_DISCOVERED), 0);
+    bool member = false;
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_is_member(f->st, "pool1", VMP_VM_READY, vm, &member, &err), 0);
+    assert_true(member);
+    free(vm);
+    fx_free(f);
+}
+
+static void test_ondemand_expired_running(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new(BASE_CONFIG POOL1(0));
+    vmp_err err = {0};
+    /* 2 VMs wanted, the provider makes only one in time */
+    vmp_mock *m = fx_mock(f, NULL);
+    assert_int_equal(vmp_store_od_request_create(f->st, "req-6", "pool1:pool1:2", NULL, NULL, T0,
+                                                 &err),
+                     0);
+    vmp_mock_fail(m, VMP_MOCK_CREATE_VM, NULL, NULL, 1, VMP_EPROVIDER, "quota");
+    assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_RUNNING), 1);
+    /* the request times out: its running VM goes to completed (T14) */
+    vmp_clock_advance(f->clock, 6 * 60);
+    vmp_mock_fail(m, VMP_MOCK_CREATE_VM, NULL, NULL, -1, VMP_EPROVIDER, "quota");
+    assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_RUNNING), 0);
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_COMPLETED), 1);
+    vmp_strlist kv = VMP_STRLIST_INIT;
+    assert_int_equal(vmp_store_od_request_get(f->st, "req-6", &kv, &err), 0);
+    assert_string_equal(vmp_store_kv_get(&kv, "status"), "failed");
+    vmp_strlist_clear(&kv);
+    fx_free(f);
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -1809,6 +1857,8 @@ int main(void)
         cmocka_unit_test(test_purge_at_start),
         cmocka_unit_test(test_ondemand_clone_limit),
         cmocka_unit_test(test_reload_reopens_changed_provider),
+        cmocka_unit_test(test_discovered_known),
+        cmocka_unit_test(test_ondemand_expired_running),
         cmocka_unit_test(test_redis_down),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
