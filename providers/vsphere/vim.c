@@ -419,6 +419,7 @@ static int wait_updates(vmp_soap *s, const vmp_moref *task, const char *what, do
     vmp_soap_reply_free(r);
     r = NULL;
     if (rc != 0) {
+        vmp_buf_free(&args);
         /* A transport failure is real; anything else: fall back to polling. */
         return rc == VMP_EIO || rc == VMP_ETIMEDOUT || rc == VMP_ENOMEM ? rc : VMP_ENOTSUP;
     }
@@ -434,6 +435,7 @@ static int wait_updates(vmp_soap *s, const vmp_moref *task, const char *what, do
      * costs at most one wait. */
     char version[128] = "";
     long step = 1;
+    double last_read = vmp_monotonic();
     for (;;) {
         double left = deadline - vmp_monotonic();
         if (left <= 0) {
@@ -454,6 +456,7 @@ static int wait_updates(vmp_soap *s, const vmp_moref *task, const char *what, do
         if (rc != 0)
             break;
         xmlNode *rv = vmp_soap_reply_returnval(r);
+        bool news = rv != NULL; /* no returnval: nothing changed within the wait */
         if (rv) {
             vmp_xml_child_text(rv, "version", version, sizeof version);
             update_state(rv, &filter, task, state, len);
@@ -462,8 +465,11 @@ static int wait_updates(vmp_soap *s, const vmp_moref *task, const char *what, do
         r = NULL;
         if (strcmp(state, "success") == 0 || strcmp(state, "error") == 0)
             break;
-        if (!rv) { /* the wait ran out: look for ourselves */
+        if (!news || vmp_monotonic() - last_read >= (double)step) {
+            /* The wait ran out (or only others' updates came): look for
+             * ourselves, then wait longer next time. */
             rc = task_read(s, task, what, NULL, state, len, err);
+            last_read = vmp_monotonic();
             if (rc <= 0) {
                 rc = 0; /* ended (or unreadable): the caller reads the outcome */
                 break;

@@ -76,6 +76,7 @@ int vsp_lookup(vsp_op *o, const char *path, vmp_moref *out, vmp_err *err)
             if (strcmp(v->paths[i].path, path) == 0 && now - v->paths[i].at < v->cache_ttl) {
                 *out = v->paths[i].ref;
                 pthread_mutex_unlock(&v->mu);
+                o->cached = true;
                 return 0;
             }
         pthread_mutex_unlock(&v->mu);
@@ -226,7 +227,9 @@ int vsp_op_end(vsp_op *o, int rc)
     if (o->s)
         vmp_sessions_put(o->v->sessions, o->s);
     o->s = NULL;
-    if (rc != 0 && rc != VMP_ENOENT)
+    /* "Not found" is an answer, not a fault, unless a remembered object
+     * may be the one that is gone. */
+    if (rc != 0 && (rc != VMP_ENOENT || o->cached))
         vsp_forget_inventory(o->v);
     return rc;
 }

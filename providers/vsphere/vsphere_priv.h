@@ -76,6 +76,7 @@ typedef struct vsp_op {
     const vmp_pool_cfg *pc;
     vmp_soap *s;
     char dc[VMP_NAME_MAX];
+    bool cached; /* a lookup was answered from the cache (it may be stale) */
 } vsp_op;
 
 /* The VM properties get_vm reports (NULL-terminated). */
@@ -103,7 +104,8 @@ int vsp_object_name(vsp_op *o, const vmp_moref *ref, char *out, size_t len, vmp_
 
 /* Starts an op on pool (VMP_ENOENT when not configured): borrows a session
  * and resolves the datacenter. Always pair with vsp_op_end, which returns
- * the session and, after a failure, drops the caches; it returns rc. */
+ * the session and, after a failure that may come from a stale cached
+ * lookup, drops the caches; it returns rc. */
 int vsp_op_begin(vsp_instance *v, const char *pool, const char *vm, vsp_op *o, vmp_err *err);
 int vsp_op_end(vsp_op *o, int rc);
 
