@@ -101,6 +101,7 @@ char *st_key(const vmp_store *s, const char *kind, const char *name);
 typedef struct st_sigpipe {
     sigset_t old;
     bool was_pending;
+    bool ignored; /* the host ignores SIGPIPE (vmpoold does): nothing to guard */
 } st_sigpipe;
 void st_sigpipe_enter(st_sigpipe *g);
 void st_sigpipe_leave(st_sigpipe *g);
