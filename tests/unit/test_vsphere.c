@@ -1310,6 +1310,49 @@ static void test_provider_managed_hosts(void **state)
     inst_close(&in);
 }
 
+/* Remembered lookups that went stale: the folder is removed behind the
+ * provider's back. */
+static void test_provider_stale_inventory(void **state)
+{
+    (void)state;
+    inst in;
+    open_base(&in);
+    vmp_err err = {0};
+    vmp_strlist names = VMP_STRLIST_INIT;
+    ASSERT_OK(vmp_provider_create_vm(in.p, "pool3", "p3-stale", NULL, &err));
+    ASSERT_OK(vmp_provider_vms_in_pool(in.p, "pool3", &names, &err));
+    assert_int_equal(names.n, 1);
+    vmp_strlist_clear(&names);
+    ASSERT_OK(vmp_provider_destroy_vm(in.p, "pool3", "p3-stale", &err));
+    vmp_soap *s = client(NULL);
+    vmp_moref folder;
+    ASSERT_OK(vmp_vim_find_by_path(s, "DC0/vm/vmpool/pool3", &folder, &err));
+    ASSERT_OK(vmp_vim_run_task(s, "Destroy_Task", &folder, NULL, "rm", TASK_TIMEOUT, NULL, &err));
+    vmp_soap_free(s);
+    /* A clone fails once on the remembered folder (vCenter answers
+     * ManagedObjectNotFound; vcsim drops the connection), and the next one
+     * makes the folder again. */
+    int rc = vmp_provider_create_vm(in.p, "pool3", "p3-again", NULL, &err);
+    if (rc != 0) {
+        assert_true(rc == VMP_ENOENT || rc == VMP_EIO);
+        ASSERT_OK(vmp_provider_create_vm(in.p, "pool3", "p3-again", NULL, &err));
+    }
+    ASSERT_OK(vmp_provider_vms_in_pool(in.p, "pool3", &names, &err));
+    assert_int_equal(names.n, 1);
+    assert_string_equal(names.v[0], "p3-again");
+    vmp_strlist_clear(&names);
+    /* The inventory pass notices a vanished folder at once: no VMs, no
+     * error. */
+    ASSERT_OK(vmp_provider_destroy_vm(in.p, "pool3", "p3-again", &err));
+    s = client(NULL);
+    ASSERT_OK(vmp_vim_find_by_path(s, "DC0/vm/vmpool/pool3", &folder, &err));
+    ASSERT_OK(vmp_vim_run_task(s, "Destroy_Task", &folder, NULL, "rm", TASK_TIMEOUT, NULL, &err));
+    vmp_soap_free(s);
+    ASSERT_OK(vmp_provider_vms_in_pool(in.p, "pool3", &names, &err));
+    assert_int_equal(names.n, 0);
+    inst_close(&in);
+}
+
 static void test_provider_template_delta_disks(void **state)
 {
     (void)state;
@@ -1482,6 +1525,7 @@ int main(void)
         cmocka_unit_test(test_provider_readiness),
         cmocka_unit_test(test_provider_hosts_and_migration),
         cmocka_unit_test(test_provider_managed_hosts),
+        cmocka_unit_test(test_provider_stale_inventory),
         cmocka_unit_test(test_provider_template_delta_disks),
         cmocka_unit_test(test_provider_purge),
         cmocka_unit_test(test_provider_session_pool),
