@@ -234,6 +234,7 @@ static int run_open(run *x, int npools, int size, bool manual, const char *extra
         x->clock = vmp_clock_manual_new(1700000000.0);
     x->metrics = vmp_metrics_new(&counting_ops, NULL);
     vmp_engine_opts o = {.config = x->cfg,
+                         .workers = getenv("BENCH_WORKERS") ? atoi(getenv("BENCH_WORKERS")) : 0,
                          .store = &x->so,
                          .clock = x->clock,
                          .metrics = x->metrics,

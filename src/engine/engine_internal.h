@@ -199,6 +199,7 @@ struct vmp_engine {
     int nthreads, nthreads_started;
     eng_task *q_high, *q_high_tail, *q_low, *q_low_tail;
     long long queued, running;
+    long long idle_workers, wakeups; /* sleeping workers, wake-ups sent not yet taken */
 
     /* limits in force (from the current generation) */
     long long task_limit, migration_limit, od_limit;

@@ -70,7 +70,13 @@ void eng_task_push(vmp_engine *e, eng_task *t)
         e->q_low_tail = t;
     }
     e->queued++;
-    pthread_cond_signal(&e->work_cond);
+    /* wake a sleeping worker only when the ones already woken are fewer
+     * than the queued tasks: a burst of short tasks is then taken by the
+     * workers that are running, without a wake-up each */
+    if (e->idle_workers > e->wakeups && e->wakeups < e->queued) {
+        e->wakeups++;
+        pthread_cond_signal(&e->work_cond);
+    }
 }
 
 static eng_task *pop(vmp_engine *e)
@@ -239,8 +245,13 @@ static void *worker_main(void *arg)
     }
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        while (!e->stopping && !e->q_high && !e->q_low)
+        while (!e->stopping && !e->q_high && !e->q_low) {
+            e->idle_workers++;
             pthread_cond_wait(&e->work_cond, &e->lock);
+            e->idle_workers--;
+            if (e->wakeups > 0)
+                e->wakeups--;
+        }
         if (e->stopping)
             break;
         eng_task *t = pop(e);
