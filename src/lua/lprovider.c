@@ -17,13 +17,6 @@
 
 #define MAX_STATES 64
 
-const char *const vmp_lua_provider_methods[] = {
-    "vms_in_pool", "get_vm", "create_vm", "destroy_vm", "vm_ready", "vm_exists",
-    "get_vm_ip_address", "get_vm_host", "find_least_used_compatible_host",
-    "migrate_vm_to_host", "migrate_vm", "create_disk", "create_snapshot", "revert_snapshot",
-    "create_template_delta_disks", "purge_unconfigured_resources", "tag_vm_user", NULL,
-};
-
 /* ---- classes --------------------------------------------------------------- */
 
 /* One registered version of a Lua class. Kept until shutdown: instances

@@ -53,14 +53,12 @@ struct vmp_lua {
  * blocking binding (sleep, exec, http) caps its wait to it. */
 double vmp_lua_time_left(lua_State *L);
 
-/* Runs fn(L, ud) in protected mode on L without limits, for C code that
- * must push values after it released its own resources: fn's results are
- * left on the stack. Returns the lua_pcall status; on error the message is
- * on top of the stack (the caller re-raises it with lua_error once it holds
- * nothing). */
+/* Runs fn in protected mode on L without limits, for C code that must
+ * push values after it released its own resources; fn reads ud with
+ * lua_touserdata(L, 1) and its results are left on the stack. Returns the
+ * lua_pcall status; on error the message is on top of the stack (the
+ * caller re-raises it with lua_error once it holds nothing). */
 int vmp_lua_protect(lua_State *L, int (*fn)(lua_State *L), void *ud, int nresults);
-/* The ud of the running vmp_lua_protect call (first upvalue). */
-void *vmp_lua_protect_ud(lua_State *L);
 
 /* Pushes a registry table private to the module, made on first use
  * (e.g. "providers", "policies"). */
@@ -131,8 +129,5 @@ void vmp_lua_open_policy(lua_State *L);   /* vmpool.policy */
 /* Tests: the stack top of state i of a Lua provider instance (its self),
  * or -1. Calls must leave it unchanged. */
 int vmp_lua_provider_debug_top(void *self, size_t i);
-
-/* The contract methods a Lua provider may implement, in ops order. */
-extern const char *const vmp_lua_provider_methods[];
 
 #endif
