@@ -185,8 +185,9 @@ static vmp_config *make_config(int npools, int size, const char *extra)
                    ":pools:\n",
                    g_task_limit, extra ? extra : "");
     for (int i = 0; i < npools; i++)
-        vmp_buf_printf(&b, "  - name: pool%03d\n    template: t/p%03d\n    size: %d\n"
-                           "    provider: dummy\n",
+        vmp_buf_printf(&b,
+                       "  - name: pool%03d\n    template: t/p%03d\n    size: %d\n"
+                       "    provider: dummy\n",
                        i, i, size);
     vmp_config *cfg = NULL;
     vmp_err err = {0};
@@ -370,8 +371,7 @@ static int sc_cycle(void)
            "(commandstats, commands run inside scripts included); %.1f script calls (EVALSHA)\n"
            "  [%lld commands over %lld clones and %lld destroys, %lld passes of a %d-VM pool]\n",
            destroys ? (double)cmds / (double)destroys : 0.0,
-           destroys ? (double)evals / (double)destroys : 0.0, cmds, clones, destroys, passes,
-           size);
+           destroys ? (double)evals / (double)destroys : 0.0, cmds, clones, destroys, passes, size);
     printf("  by command: %s\n", top);
     run_close(&x);
     return 0;

@@ -20,8 +20,8 @@ static void set_state(vmp_engine *e, eng_vm *rec, int state)
 }
 
 /* Moves vm from -> completed and logs why. */
-static void to_completed(vmp_engine *e, eng_pool *p, eng_vm *rec, vmp_store *st,
-                         vmp_vm_state from, const char *why)
+static void to_completed(vmp_engine *e, eng_pool *p, eng_vm *rec, vmp_store *st, vmp_vm_state from,
+                         const char *why)
 {
     vmp_err err = {0};
     int rc = vmp_store_move(st, p->name, rec->name, from, VMP_VM_COMPLETED, &err);
@@ -63,8 +63,8 @@ static void handle_timed_out(vmp_engine *e, eng_pool *p, eng_vm *rec, vmp_store 
     vmp_strlist_clear(&kv);
 }
 
-void eng_fail_pending(vmp_engine *e, eng_pool *p, const vmp_pool_cfg *pc, eng_gen *g,
-                      eng_vm *rec, const char *vm, bool exists, vmp_store *st)
+void eng_fail_pending(vmp_engine *e, eng_pool *p, const vmp_pool_cfg *pc, eng_gen *g, eng_vm *rec,
+                      const char *vm, bool exists, vmp_store *st)
 {
     vmp_err err = {0};
     double clone_t = rec ? rec->clone_t : 0;
@@ -318,7 +318,8 @@ void eng_task_running(vmp_engine *e, eng_task *t, vmp_store *st)
     bool found = false;
     vmp_strlist kv = VMP_STRLIST_INIT;
     if (vmp_store_active_get_time(st, p->name, rec->name, &checkout, &found, &err) != 0 ||
-        vmp_store_vm_getall(st, rec->name, &kv, &err) != 0) {
+        vmp_store_vm_getall(st, rec->name, &kv, &err) != 0)
+    {
         vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, rec->name, "running check: %s", err.msg);
         goto out;
     }

@@ -19,7 +19,6 @@
 #include "engine/engine_internal.h"
 #include "log.h"
 
-
 eng_task *eng_clone_task_new(vmp_engine *e, eng_pool *pool, bool ondemand)
 {
     eng_task *t = eng_task_new(e, ENG_T_CLONE, pool, NULL, pool->prov);
@@ -53,11 +52,10 @@ bool eng_error_permanent(int code, const char *msg)
     if (!msg || !msg[0])
         return false;
     static const char *const pats[][2] = {
-        {"template", "not found"},   {"template", "does not exist"},
-        {"invalid", "path"},         {"folder", "not found"},
-        {"datastore", "not found"},  {"resource pool", "not found"},
-        {"permission", "denied"},    {"authentication", "failed"},
-        {"invalid", "credentials"},  {"configuration", "error"},
+        {"template", "not found"},  {"template", "does not exist"}, {"invalid", "path"},
+        {"folder", "not found"},    {"datastore", "not found"},     {"resource pool", "not found"},
+        {"permission", "denied"},   {"authentication", "failed"},   {"invalid", "credentials"},
+        {"configuration", "error"},
     };
     for (size_t i = 0; i < VMP_ARRAY_LEN(pats); i++)
         if (match2(msg, pats[i][0], pats[i][1]))
@@ -66,8 +64,7 @@ bool eng_error_permanent(int code, const char *msg)
 }
 
 void eng_ondemand_vm_failed(vmp_engine *e, vmp_store *st, const char *pool, const char *vm,
-                            const char *request_id, const char *alias, int code,
-                            const char *msg)
+                            const char *request_id, const char *alias, int code, const char *msg)
 {
     vmp_strlist kv = VMP_STRLIST_INIT;
     vmp_err err = {0};
@@ -83,13 +80,13 @@ void eng_ondemand_vm_failed(vmp_engine *e, vmp_store *st, const char *pool, cons
     if (rcs)
         vmp_parse_long(rcs, &retries);
     pthread_mutex_lock(&e->lock);
-    long long max = e->cur->cfg->global.max_vm_retries > 0 ? e->cur->cfg->global.max_vm_retries
-                                                            : 3;
+    long long max = e->cur->cfg->global.max_vm_retries > 0 ? e->cur->cfg->global.max_vm_retries : 3;
     pthread_mutex_unlock(&e->lock);
     bool permanent = eng_error_permanent(code, msg);
     if (permanent || retries >= max) {
         char reason[VMP_ERR_MSG_MAX + 64];
-        snprintf(reason, sizeof reason, "%s: %s", permanent ? "permanent error" : "retries exhausted",
+        snprintf(reason, sizeof reason, "%s: %s",
+                 permanent ? "permanent error" : "retries exhausted",
                  msg && msg[0] ? msg : "unknown error");
         vmp_store_od_request_fail(st, request_id, reason, &err);
         vmp_metrics_increment(e->metrics, "vmpooler_errors.permanently_failed.%s", pool);

@@ -213,8 +213,7 @@ static int provider_names(const vmp_config *cfg, vmp_strlist *out)
 /* Opens the instances cfg needs that are not already open with the same
  * entry, into *fresh (not yet linked). e->lock not held (opening may take
  * time); the caller links them under the lock. */
-static int providers_prepare(vmp_engine *e, const vmp_config *cfg, eng_prov **fresh,
-                             vmp_err *err)
+static int providers_prepare(vmp_engine *e, const vmp_config *cfg, eng_prov **fresh, vmp_err *err)
 {
     vmp_strlist names = VMP_STRLIST_INIT;
     int rc = provider_names(cfg, &names);
@@ -236,8 +235,7 @@ static int providers_prepare(vmp_engine *e, const vmp_config *cfg, eng_prov **fr
             rc = vmp_err_set(err, VMP_ENOMEM, "out of memory");
             goto out;
         }
-        rc = vmp_provider_open(cfg, names.v[i], e->opts.provider_options, e->metrics, &pv->p,
-                               err);
+        rc = vmp_provider_open(cfg, names.v[i], e->opts.provider_options, e->metrics, &pv->p, err);
         if (rc != 0) {
             free(pv->name);
             free(pv);
@@ -488,8 +486,8 @@ int vmp_engine_start(vmp_engine *e, vmp_err *err)
             return rc;
         }
     }
-    vmp_log(VMP_LOG_INFO, ENG_SUBSYS, "manager started (owner %s, %zu pools, %d workers)",
-            e->owner, e->npools, e->nthreads);
+    vmp_log(VMP_LOG_INFO, ENG_SUBSYS, "manager started (owner %s, %zu pools, %d workers)", e->owner,
+            e->npools, e->nthreads);
     return 0;
 }
 
@@ -538,8 +536,7 @@ void vmp_engine_free(vmp_engine *e)
         e->gens = g->next;
         if (g->owned)
             vmp_config_free((vmp_config *)g->cfg);
-        else if (g->cfg != e->opts.config && !cfg_in_use(e, g->cfg, g) &&
-                 e->opts.config_retired)
+        else if (g->cfg != e->opts.config && !cfg_in_use(e, g->cfg, g) && e->opts.config_retired)
             e->opts.config_retired(g->cfg, e->opts.config_retired_ud);
         free(g);
     }

@@ -70,11 +70,11 @@ typedef struct vmp_engine vmp_engine;
 /* What the pool-size hook sees about one pool. */
 typedef struct vmp_engine_pool_stats {
     long long ready, pending, running, completed; /* set sizes at this pass */
-    long long size;          /* size in force: config, or the Redis override */
-    long long config_size;   /* size from the configuration file */
-    long long checkouts_10m; /* checkouts seen in the last 10 minutes */
-    long long checkouts_1h;  /* ... in the last hour */
-    double last_checkout;    /* time of the latest checkout seen, 0 = none */
+    long long size;                               /* size in force: config, or the Redis override */
+    long long config_size;                        /* size from the configuration file */
+    long long checkouts_10m;                      /* checkouts seen in the last 10 minutes */
+    long long checkouts_1h;                       /* ... in the last hour */
+    double last_checkout;                         /* time of the latest checkout seen, 0 = none */
 } vmp_engine_pool_stats;
 
 typedef enum vmp_engine_event_kind {
@@ -93,10 +93,10 @@ const char *vmp_engine_event_name(vmp_engine_event_kind k);
 typedef struct vmp_engine_event {
     vmp_engine_event_kind kind;
     const char *pool;
-    const char *vm;          /* may be NULL (a return seen only as an event) */
-    double time;             /* engine clock */
-    double duration;         /* seconds the provider call took, or 0 */
-    const char *error;       /* CLONE_FAILED: the provider's message; else NULL */
+    const char *vm;    /* may be NULL (a return seen only as an event) */
+    double time;       /* engine clock */
+    double duration;   /* seconds the provider call took, or 0 */
+    const char *error; /* CLONE_FAILED: the provider's message; else NULL */
 } vmp_engine_event;
 
 /*
@@ -105,8 +105,8 @@ typedef struct vmp_engine_event {
  * use its built-in behaviour for that decision and log err's message at
  * warning level. Hook calls are serialised by the engine (never two at
  * once, whatever thread calls them), so a hook may use one interpreter
- * without a lock of its own; they may come from the scheduler or from a
- * worker thread, and must not call back into the engine.
+ * without a lock of its own; they may come from any engine thread (a
+ * worker, the event thread) and must not call back into the engine.
  */
 typedef struct vmp_engine_hooks {
     void *ud; /* passed to every hook */
@@ -143,8 +143,10 @@ typedef struct vmp_engine_hooks {
 /* ---- lifecycle ---------------------------------------------------------- */
 
 /* Called with a configuration the engine no longer uses (one replaced by
- * vmp_engine_reload, once the last task that read it has finished), so the
- * owner may free it. Runs on an engine thread. */
+ * vmp_engine_reload, once the last task that read it has finished and no
+ * provider instance opened with it is left), so the owner may free it.
+ * Runs on an engine thread with engine locks held: it must not call into
+ * the engine. */
 typedef void (*vmp_engine_config_retired_fn)(const vmp_config *cfg, void *ud);
 
 typedef struct vmp_engine_opts {
@@ -154,12 +156,12 @@ typedef struct vmp_engine_opts {
     /* Required: how to reach Redis; every engine thread opens its own
      * connection with it. Borrowed like config (strings included). */
     const vmp_store_opts *store;
-    vmp_clock *clock;        /* NULL: system clock. Borrowed. */
-    vmp_metrics *metrics;    /* NULL: null sink. Borrowed. */
+    vmp_clock *clock;     /* NULL: system clock. Borrowed. */
+    vmp_metrics *metrics; /* NULL: null sink. Borrowed. */
     /* Passed to providers as vmpooler's provider_options (e.g. the dummy's
      * initial_state); may be NULL. Borrowed. */
     const vmp_cfg_node *provider_options;
-    const vmp_engine_hooks *hooks; /* copied; NULL: built-in behaviour */
+    const vmp_engine_hooks *hooks;               /* copied; NULL: built-in behaviour */
     vmp_engine_config_retired_fn config_retired; /* NULL: nobody is told */
     void *config_retired_ud;
 
@@ -172,7 +174,7 @@ typedef struct vmp_engine_opts {
     bool manual;
     /* Lease owner id; NULL: "<hostname>:<pid>:<random>". Copied. */
     const char *owner;
-    long long lease_ttl_ms;  /* 0: 30000; renewed every third of it */
+    long long lease_ttl_ms; /* 0: 30000; renewed every third of it */
     /* Graceful stop: how long running tasks may take to finish; 0: 30 s. */
     double stop_timeout;
     /* Keep VMs found in a provider but unknown to Redis instead of
@@ -228,14 +230,14 @@ bool vmp_engine_pool_leased(vmp_engine *e, const char *pool);
 vmp_provider *vmp_engine_provider(vmp_engine *e, const char *name);
 
 typedef struct vmp_engine_status {
-    long long clones;           /* replenishment clones in flight */
-    long long ondemand_clones;  /* on-demand clones in flight */
-    long long migrations;       /* migrations in flight */
-    long long tasks_running;    /* tasks on workers now */
-    long long tasks_queued;     /* tasks waiting for a worker */
-    long long passes;           /* pool passes run since start */
-    long long pools;            /* configured pools */
-    long long pools_leased;     /* pools this engine holds */
+    long long clones;          /* replenishment clones in flight */
+    long long ondemand_clones; /* on-demand clones in flight */
+    long long migrations;      /* migrations in flight */
+    long long tasks_running;   /* tasks on workers now */
+    long long tasks_queued;    /* tasks waiting for a worker */
+    long long passes;          /* pool passes run since start */
+    long long pools;           /* configured pools */
+    long long pools_leased;    /* pools this engine holds */
 } vmp_engine_status;
 void vmp_engine_status_get(vmp_engine *e, vmp_engine_status *out);
 
@@ -252,8 +254,7 @@ typedef struct vmp_engine_pass_result {
  * the pool's lease first: VMP_EAGAIN if another manager holds it,
  * VMP_ENOENT for an unknown pool, VMP_EAGAIN also while a pass of pool is
  * already running. res may be NULL. */
-int vmp_engine_run_pass(vmp_engine *e, const char *pool, vmp_engine_pass_result *res,
-                        vmp_err *err);
+int vmp_engine_run_pass(vmp_engine *e, const char *pool, vmp_engine_pass_result *res, vmp_err *err);
 /* Drains the disk, snapshot and snapshot-revert queues (at most max tasks
  * each; <= 0: no bound) into tasks. *started (may be NULL) = tasks started. */
 int vmp_engine_run_queues(vmp_engine *e, int max, long long *started, vmp_err *err);

@@ -39,9 +39,9 @@ typedef struct eng_gen {
 typedef struct eng_prov {
     char *name;
     vmp_provider *p;
-    eng_gen *gen;           /* opened under (pinned) */
-    long refs;              /* tasks using it */
-    bool retired;           /* gone from the configuration: close once unused */
+    eng_gen *gen; /* opened under (pinned) */
+    long refs;    /* tasks using it */
+    bool retired; /* gone from the configuration: close once unused */
     struct eng_prov *next;
 } eng_prov;
 
@@ -52,25 +52,25 @@ typedef struct eng_prov {
  * per-VM exclusivity. Times are 0 when unknown. */
 typedef struct eng_vm {
     char *name;
-    struct eng_task *waiters;  /* tasks that must run (not skip) once it is free */
-    double clone_t;            /* `clone` */
-    double ready_t;            /* `ready` */
-    double check_t;            /* last ready/running check by this engine */
-    double checkout_t;         /* running: checkout time */
-    double deadline;           /* running: when its lifetime ends (0 unknown) */
-    unsigned long seen_pass;   /* pass number that last saw it in a set */
-    int state;                 /* vmp_vm_state seen by that pass, -1 none */
-    bool busy;                 /* a task holds it */
-    bool checkout_seen;        /* its checkout was counted */
-    bool notified;             /* timeout notification logged */
+    struct eng_task *waiters; /* tasks that must run (not skip) once it is free */
+    double clone_t;           /* `clone` */
+    double ready_t;           /* `ready` */
+    double check_t;           /* last ready/running check by this engine */
+    double checkout_t;        /* running: checkout time */
+    double deadline;          /* running: when its lifetime ends (0 unknown) */
+    unsigned long seen_pass;  /* pass number that last saw it in a set */
+    int state;                /* vmp_vm_state seen by that pass, -1 none */
+    bool busy;                /* a task holds it */
+    bool checkout_seen;       /* its checkout was counted */
+    bool notified;            /* timeout notification logged */
 } eng_vm;
 
 /* Open-addressing table of VM records by name. */
 typedef struct eng_vmtab {
     eng_vm **slot;
-    size_t cap;   /* power of two, 0 when empty */
-    size_t n;     /* live records */
-    size_t used;  /* live + tombstones */
+    size_t cap;  /* power of two, 0 when empty */
+    size_t n;    /* live records */
+    size_t used; /* live + tombstones */
 } eng_vmtab;
 
 eng_vm *eng_vmtab_get(eng_vmtab *t, const char *name);
@@ -88,33 +88,33 @@ void eng_vmtab_each(eng_vmtab *t, void (*fn)(eng_vm *rec, void *ud), void *ud);
 
 typedef struct eng_pool {
     char *name;
-    const vmp_pool_cfg *cfg;   /* in the current generation; NULL once removed */
-    eng_prov *prov;            /* NULL once removed */
+    const vmp_pool_cfg *cfg; /* in the current generation; NULL once removed */
+    eng_prov *prov;          /* NULL once removed */
     bool configured;
 
     /* scheduling */
-    double next_due;           /* engine clock */
-    double delay;              /* current adaptive delay */
-    bool wake;                 /* run a pass as soon as possible */
-    bool pass_busy;            /* a pass is queued or running */
-    bool first_pass_done;      /* start-up reconcile done */
-    bool slow_due;             /* read overrides and requests at the next pass */
-    double slow_read_t;        /* last time they were read */
-    long long polled_ready;    /* ready count at the last poll, -1 unknown */
+    double next_due;        /* engine clock */
+    double delay;           /* current adaptive delay */
+    bool wake;              /* run a pass as soon as possible */
+    bool pass_busy;         /* a pass is queued or running */
+    bool first_pass_done;   /* start-up reconcile done */
+    bool slow_due;          /* read overrides and requests at the next pass */
+    double slow_read_t;     /* last time they were read */
+    long long polled_ready; /* ready count at the last poll, -1 unknown */
     unsigned long pass_no;
 
     /* runtime values in force (reference §4.3.8, §4.3.9) */
-    char *tmpl;                /* template override in force, NULL: the config's */
-    unsigned long tmpl_epoch;  /* bumped at each template/clone target change */
-    long long size;            /* size in force */
-    long long size_override;   /* -1: none */
-    char *clone_target;        /* clone target override in force, NULL: config */
-    int empty_flag;            /* -1 unknown, 0 not empty, 1 empty (as in Redis) */
+    char *tmpl;               /* template override in force, NULL: the config's */
+    unsigned long tmpl_epoch; /* bumped at each template/clone target change */
+    long long size;           /* size in force */
+    long long size_override;  /* -1: none */
+    char *clone_target;       /* clone target override in force, NULL: config */
+    int empty_flag;           /* -1 unknown, 0 not empty, 1 empty (as in Redis) */
 
     /* clones */
-    long long deficit;         /* clones still wanted, set by repopulate */
-    long long unrecorded;      /* clone tasks that have not recorded their VM yet */
-    long long clones;          /* clone tasks of this pool in flight */
+    long long deficit;    /* clones still wanted, set by repopulate */
+    long long unrecorded; /* clone tasks that have not recorded their VM yet */
+    long long clones;     /* clone tasks of this pool in flight */
 
     /* lease */
     bool leased;
@@ -147,18 +147,18 @@ typedef enum eng_task_kind {
 
 typedef struct eng_task {
     eng_task_kind kind;
-    eng_pool *pool;            /* NULL for global tasks */
-    eng_vm *vm;                /* held (busy) VM, or NULL */
-    eng_vm **batch;            /* ready checks: several held VMs (vm is NULL) */
+    eng_pool *pool; /* NULL for global tasks */
+    eng_vm *vm;     /* held (busy) VM, or NULL */
+    eng_vm **batch; /* ready checks: several held VMs (vm is NULL) */
     size_t nbatch;
-    eng_gen *gen;              /* referenced */
-    eng_prov *prov;            /* referenced, may be NULL */
-    char *arg;                 /* disk size / snapshot name / od request id */
-    char *arg2;                /* od alias */
+    eng_gen *gen;   /* referenced */
+    eng_prov *prov; /* referenced, may be NULL */
+    char *arg;      /* disk size / snapshot name / od request id */
+    char *arg2;     /* od alias */
     long long n;
-    unsigned long epoch;       /* clone: pool tmpl_epoch at dispatch */
-    bool ondemand;             /* clone for an on-demand request */
-    bool high;                 /* high-priority queue */
+    unsigned long epoch; /* clone: pool tmpl_epoch at dispatch */
+    bool ondemand;       /* clone for an on-demand request */
+    bool high;           /* high-priority queue */
     struct eng_task *next;
 } eng_task;
 
@@ -181,13 +181,13 @@ struct vmp_engine {
     pthread_cond_t sched_cond; /* the scheduler: something to do */
 
     /* configuration */
-    eng_gen *gens;             /* oldest first */
+    eng_gen *gens; /* oldest first */
     eng_gen *cur;
     eng_prov *provs;
 
     eng_pool **pools;
     size_t npools;
-    size_t rr;                 /* round-robin start for clone dispatch */
+    size_t rr; /* round-robin start for clone dispatch */
 
     /* store connection of the thread driving the engine (start, manual
      * passes) and of the scheduler thread */
@@ -220,7 +220,7 @@ struct vmp_engine {
     bool started, stopping, stopped, abandoned;
 
     long long passes;
-    unsigned rnd;              /* seed for the scheduler's own randomness */
+    unsigned rnd; /* seed for the scheduler's own randomness */
 };
 
 /* ---- engine.c --------------------------------------------------------------- */
@@ -325,8 +325,7 @@ eng_task *eng_clone_task_new(vmp_engine *e, eng_pool *pool, bool ondemand);
 bool eng_error_permanent(int code, const char *msg);
 /* On-demand bookkeeping after a failed clone or a timed-out pending VM. */
 void eng_ondemand_vm_failed(vmp_engine *e, vmp_store *st, const char *pool, const char *vm,
-                            const char *request_id, const char *alias, int code,
-                            const char *msg);
+                            const char *request_id, const char *alias, int code, const char *msg);
 
 /* ---- names.c ---------------------------------------------------------------------- */
 

@@ -39,8 +39,7 @@ static bool parse_task(char *s, char **alias, char **pool, long long *n, char **
 }
 
 /* Step 1: requests -> work items. */
-static int accept_requests(vmp_engine *e, vmp_store *st, double now, long long *count,
-                           vmp_err *err)
+static int accept_requests(vmp_engine *e, vmp_store *st, double now, long long *count, vmp_err *err)
 {
     vmp_store_zlist reqs = {0};
     int rc = vmp_store_od_zrange(st, VMP_OD_REQUEST, &reqs, err);
@@ -67,7 +66,8 @@ static int accept_requests(vmp_engine *e, vmp_store *st, double now, long long *
         } else {
             char *copy = strdup(requested);
             for (char *save = NULL, *part = copy ? strtok_r(copy, ",", &save) : NULL; part;
-                 part = strtok_r(NULL, ",", &save)) {
+                 part = strtok_r(NULL, ",", &save))
+            {
                 char *m = vmp_asprintf("%s:%s", part, id);
                 if (m)
                     vmp_strlist_push_owned(&tasks, m);
@@ -185,9 +185,8 @@ int eng_ondemand_step(vmp_engine *e, vmp_store *st, long long *activity, vmp_err
 {
     long long n = 0;
     pthread_mutex_lock(&e->lock);
-    long long ttl = e->cur->cfg->global.ondemand_request_ttl > 0
-                        ? e->cur->cfg->global.ondemand_request_ttl
-                        : 5;
+    long long ttl =
+        e->cur->cfg->global.ondemand_request_ttl > 0 ? e->cur->cfg->global.ondemand_request_ttl : 5;
     pthread_mutex_unlock(&e->lock);
     double now = eng_now(e);
     int rc = accept_requests(e, st, now, &n, err);

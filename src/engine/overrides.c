@@ -52,7 +52,8 @@ static vmp_config *derive(const vmp_config *base, const ovr *v, size_t n, vmp_er
             if (strcmp(v[k].pool, name) != 0)
                 continue;
             if ((v[k].tmpl && set_key(pm, "template", v[k].tmpl) != 0) ||
-                (v[k].clone_target && set_key(pm, "clone_target", v[k].clone_target) != 0)) {
+                (v[k].clone_target && set_key(pm, "clone_target", v[k].clone_target) != 0))
+            {
                 vmp_err_set(err, VMP_ENOMEM, "out of memory");
                 vmp_cfg_free(root);
                 goto out;

@@ -65,8 +65,7 @@ static void dispatch(vmp_engine *e, eng_pool *p, eng_task_kind kind, eng_vm *rec
  * their check times in one round trip. Batches are sized so the work still
  * spreads over every worker (a provider's readiness probe may be slow).
  * The VMs are already held. Returns how many were dispatched. */
-static long long dispatch_ready(vmp_engine *e, eng_pool *p, eng_prov *pv, eng_vm **recs,
-                                size_t n)
+static long long dispatch_ready(vmp_engine *e, eng_pool *p, eng_prov *pv, eng_vm **recs, size_t n)
 {
     size_t workers = e->nthreads > 0 ? (size_t)e->nthreads : 1;
     size_t per = n / workers;
@@ -186,8 +185,8 @@ static void set_template(vmp_engine *e, eng_pool *p, const char *tmpl)
     pthread_mutex_unlock(&e->lock);
 }
 
-static void slow_steps(vmp_engine *e, eng_pool *p, const vmp_pool_cfg *pc, eng_gen *g,
-                       eng_prov *pv, vmp_store *st, bool *drained)
+static void slow_steps(vmp_engine *e, eng_pool *p, const vmp_pool_cfg *pc, eng_gen *g, eng_prov *pv,
+                       vmp_store *st, bool *drained)
 {
     vmp_err err = {0};
     char *prepared = NULL, *over = NULL, *size_s = NULL, *ct = NULL;
@@ -234,7 +233,8 @@ static void slow_steps(vmp_engine *e, eng_pool *p, const vmp_pool_cfg *pc, eng_g
 
     /* clone target override */
     if (vmp_store_override_get(st, VMP_OVERRIDE_CLONE_TARGET, p->name, &ct, &err) == 0 && ct &&
-        (!ct_inforce || strcmp(ct, ct_inforce) != 0)) {
+        (!ct_inforce || strcmp(ct, ct_inforce) != 0))
+    {
         pthread_mutex_lock(&e->lock);
         free(p->clone_target);
         p->clone_target = vmp_strdup(ct);
@@ -268,8 +268,8 @@ requests:
             prepare_template(e, p, cfg, pv, cfgt, st);
         }
         was = false;
-        if (vmp_store_pool_request_take(st, VMP_POOLREQ_UNDO_SIZE, p->name, &was, &err) == 0 &&
-            was) {
+        if (vmp_store_pool_request_take(st, VMP_POOLREQ_UNDO_SIZE, p->name, &was, &err) == 0 && was)
+        {
             pthread_mutex_lock(&e->lock);
             p->size_override = -1;
             const vmp_pool_cfg *bc = vmp_config_pool(e->opts.config, p->name);
@@ -309,8 +309,8 @@ int eng_pass_run(vmp_engine *e, eng_pool *p, eng_gen *g, eng_prov *pv, vmp_store
     double t0 = vmp_monotonic();
     double now = eng_now(e);
     double checktime = (double)(cfg->global.vm_checktime > 0 ? cfg->global.vm_checktime : 1) * 60;
-    bool keep_discovered = e->opts.keep_discovered_vms ||
-                           eng_opt_bool(cfg, pc, "keep_discovered_vms", false);
+    bool keep_discovered =
+        e->opts.keep_discovered_vms || eng_opt_bool(cfg, pc, "keep_discovered_vms", false);
     double dmin = pc->check_loop_delay_min > 0 ? pc->check_loop_delay_min : 5;
     double dmax = pc->check_loop_delay_max >= dmin ? pc->check_loop_delay_max : dmin;
     double decay = pc->check_loop_delay_decay > 1.0 ? pc->check_loop_delay_decay : 2.0;
@@ -464,8 +464,8 @@ int eng_pass_run(vmp_engine *e, eng_pool *p, eng_gen *g, eng_prov *pv, vmp_store
     }
     for (size_t i = 0; i < w.ready_gone.n; i++) {
         vmp_err merr = {0};
-        if (vmp_store_move(st, p->name, w.ready_gone.v[i], VMP_VM_READY, VMP_VM_COMPLETED,
-                           &merr) == 0)
+        if (vmp_store_move(st, p->name, w.ready_gone.v[i], VMP_VM_READY, VMP_VM_COMPLETED, &merr) ==
+            0)
             vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, w.ready_gone.v[i],
                        "ready VM not in the provider's inventory; moved to completed");
     }
@@ -527,8 +527,8 @@ int eng_pass_run(vmp_engine *e, eng_pool *p, eng_gen *g, eng_prov *pv, vmp_store
         for (size_t i = 0; i < discovered.n; i++) {
             bool to_completed = false;
             vmp_err derr = {0};
-            int drc = vmp_store_discovered_resolve(st, p->name, discovered.v[i], &to_completed,
-                                                   &derr);
+            int drc =
+                vmp_store_discovered_resolve(st, p->name, discovered.v[i], &to_completed, &derr);
             if (drc == 0)
                 vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, discovered.v[i], "%s",
                            to_completed ? "discovered VM moved to completed"
@@ -615,8 +615,8 @@ int eng_pass_run(vmp_engine *e, eng_pool *p, eng_gen *g, eng_prov *pv, vmp_store
     /* adaptive delay (§4.2) and record upkeep */
     double elapsed = vmp_monotonic() - t0;
     pthread_mutex_lock(&e->lock);
-    if (r.cloned > 0 || r.checked_pending > 0 || r.discovered > 0 || drained ||
-        p->deficit > 0 || p->unrecorded > 0)
+    if (r.cloned > 0 || r.checked_pending > 0 || r.discovered > 0 || drained || p->deficit > 0 ||
+        p->unrecorded > 0)
         p->delay = dmin;
     else {
         p->delay = p->delay * decay;

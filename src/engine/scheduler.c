@@ -396,8 +396,7 @@ void eng_scheduler_stop(vmp_engine *e)
 
 /* ---- driving by hand ------------------------------------------------------------------ */
 
-int vmp_engine_run_pass(vmp_engine *e, const char *pool, vmp_engine_pass_result *res,
-                        vmp_err *err)
+int vmp_engine_run_pass(vmp_engine *e, const char *pool, vmp_engine_pass_result *res, vmp_err *err)
 {
     if (res)
         memset(res, 0, sizeof *res);

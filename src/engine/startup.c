@@ -35,7 +35,8 @@ static void adopt_overrides(vmp_engine *e, vmp_store *st)
     vmp_strlist tmpl = VMP_STRLIST_INIT, ct = VMP_STRLIST_INIT;
     vmp_err err = {0};
     if (vmp_store_override_all(st, VMP_OVERRIDE_TEMPLATE, &tmpl, &err) != 0 ||
-        vmp_store_override_all(st, VMP_OVERRIDE_CLONE_TARGET, &ct, &err) != 0) {
+        vmp_store_override_all(st, VMP_OVERRIDE_CLONE_TARGET, &ct, &err) != 0)
+    {
         vmp_log(VMP_LOG_WARN, ENG_SUBSYS, "reading overrides: %s", err.msg);
         goto out;
     }
@@ -53,15 +54,14 @@ static void adopt_overrides(vmp_engine *e, vmp_store *st)
             free(p->tmpl);
             p->tmpl = vmp_strdup(t);
             any = true;
-            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, NULL, "adopting template override %s",
-                       t);
+            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, NULL, "adopting template override %s", t);
         }
         if (c && (!cfg_c || strcmp(c, cfg_c) != 0)) {
             free(p->clone_target);
             p->clone_target = vmp_strdup(c);
             any = true;
-            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, NULL,
-                       "adopting clone target override %s", c);
+            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, NULL, "adopting clone target override %s",
+                       c);
         }
     }
     pthread_mutex_unlock(&e->lock);

@@ -127,8 +127,7 @@ void eng_task_snapshot(vmp_engine *e, eng_task *t, vmp_store *st)
             return;
         }
         if (vmp_store_vm_snapshot_set(st, vm, snap, eng_now(e), &err) != 0)
-            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, pool, vm, "recording the snapshot: %s",
-                       err.msg);
+            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, pool, vm, "recording the snapshot: %s", err.msg);
         vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, pool, vm, "snapshot '%s' created in %.2f seconds",
                    snap, secs);
         return;
@@ -139,6 +138,6 @@ void eng_task_snapshot(vmp_engine *e, eng_task *t, vmp_store *st)
         vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, pool, vm, "failed to revert to snapshot '%s': %s",
                    snap, err.msg);
     else
-        vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, pool, vm,
-                   "reverted to snapshot '%s' in %.2f seconds", snap, secs);
+        vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, pool, vm, "reverted to snapshot '%s' in %.2f seconds",
+                   snap, secs);
 }

@@ -190,8 +190,7 @@ static void run_task(vmp_engine *e, eng_task *t, vmp_store *st)
         vmp_err err = {0};
         int rc = eng_pass_run(e, t->pool, t->gen, t->prov, st, NULL, &err);
         if (rc != 0 && rc != VMP_EAGAIN)
-            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, t->pool->name, NULL, "pass failed: %s",
-                       err.msg);
+            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, t->pool->name, NULL, "pass failed: %s", err.msg);
         break;
     }
     case ENG_T_CLONE:
@@ -268,8 +267,7 @@ static void *worker_main(void *arg)
             run_task(e, t, st);
         pthread_mutex_lock(&e->lock);
         e->running--;
-        bool sched = t->kind == ENG_T_PASS || t->kind == ENG_T_QUEUES ||
-                     t->kind == ENG_T_ONDEMAND;
+        bool sched = t->kind == ENG_T_PASS || t->kind == ENG_T_QUEUES || t->kind == ENG_T_ONDEMAND;
         task_release(e, t);
         pthread_cond_broadcast(&e->idle_cond);
         if (sched)
@@ -284,8 +282,8 @@ int eng_workers_start(vmp_engine *e, vmp_err *err)
 {
     int n = e->opts.workers;
     if (n <= 0) {
-        long long want = e->task_limit + (e->migration_limit > 0 ? e->migration_limit : 0) +
-                         e->od_limit + 4;
+        long long want =
+            e->task_limit + (e->migration_limit > 0 ? e->migration_limit : 0) + e->od_limit + 4;
         n = want > 256 ? 256 : (int)want;
     }
     if (n < 2)

@@ -275,24 +275,24 @@ static void fx_checkout(fx *f, const char *pool, char **vm_out)
     vmp_store_checkout_result_clear(&res);
 }
 
-#define BASE_CONFIG                                                                              \
-    "---\n"                                                                                      \
-    ":config:\n"                                                                                 \
-    "  task_limit: 10\n"                                                                         \
-    "  vm_checktime: 1\n"                                                                        \
+#define BASE_CONFIG                                                                                \
+    "---\n"                                                                                        \
+    ":config:\n"                                                                                   \
+    "  task_limit: 10\n"                                                                           \
+    "  vm_checktime: 1\n"                                                                          \
     "  prefix: 'poolvm-'\n"
 
-#define POOL1(size)                                                                              \
-    ":pools:\n"                                                                                  \
-    "  - name: pool1\n"                                                                          \
-    "    template: templates/one\n"                                                              \
-    "    size: " #size "\n"                                                                      \
+#define POOL1(size)                                                                                \
+    ":pools:\n"                                                                                    \
+    "  - name: pool1\n"                                                                            \
+    "    template: templates/one\n"                                                                \
+    "    size: " #size "\n"                                                                        \
     "    provider: mock\n"
 
-#define NEED_REDIS()                                                                             \
-    do {                                                                                         \
-        if (!g_redis)                                                                            \
-            skip();                                                                              \
+#define NEED_REDIS()                                                                               \
+    do {                                                                                           \
+        if (!g_redis)                                                                              \
+            skip();                                                                                \
     } while (0)
 
 /* ---- names ------------------------------------------------------------------------ */
@@ -365,9 +365,8 @@ static void test_startup(void **state)
     assert_int_equal(vmp_store_counter_set(f->st, VMP_COUNTER_CLONE, 7, &err), 0);
     assert_int_equal(vmp_store_counter_set(f->st, VMP_COUNTER_ONDEMAND_CLONE, 3, &err), 0);
     assert_int_equal(vmp_store_migration_add(f->st, "old-vm", &err), 0);
-    assert_int_equal(vmp_store_override_set(f->st, VMP_OVERRIDE_TEMPLATE, "pool1",
-                                            "templates/two", &err),
-                     0);
+    assert_int_equal(
+        vmp_store_override_set(f->st, VMP_OVERRIDE_TEMPLATE, "pool1", "templates/two", &err), 0);
     assert_int_equal(fx_start(f), 0);
 
     char *v = fx_get(f, "tasks__clone");
@@ -396,9 +395,8 @@ static void test_startup(void **state)
     char *vm = fx_first(f, "pool1", VMP_VM_READY);
     vmp_vm_info info;
     memset(&info, 0, sizeof info);
-    assert_int_equal(vmp_provider_get_vm(vmp_engine_provider(f->e, "mock"), "pool1", vm, &info,
-                                         &err),
-                     0);
+    assert_int_equal(
+        vmp_provider_get_vm(vmp_engine_provider(f->e, "mock"), "pool1", vm, &info, &err), 0);
     assert_string_equal(info.template_path, "templates/two");
     vmp_vm_info_clear(&info);
     free(vm);
@@ -497,8 +495,7 @@ static void test_pending_timeout(void **state)
     fx_pass(f, "pool1");
     vmp_err err = {0};
     bool member = false;
-    assert_int_equal(vmp_store_is_member(f->st, "pool1", VMP_VM_COMPLETED, vm, &member, &err),
-                     0);
+    assert_int_equal(vmp_store_is_member(f->st, "pool1", VMP_VM_COMPLETED, vm, &member, &err), 0);
     assert_true(member);
     assert_int_equal(rec_count(&f->rec, "inc vmpooler_errors.markedasfailed.pool1"), 1);
     /* the next pass destroys it */
@@ -592,13 +589,12 @@ static void test_clone_ip_failure(void **state)
 static void test_ready_ttl(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_new(BASE_CONFIG
-                   ":pools:\n"
-                   "  - name: pool1\n"
-                   "    template: templates/one\n"
-                   "    size: 1\n"
-                   "    provider: mock\n"
-                   "    ready_ttl: 30\n");
+    fx *f = fx_new(BASE_CONFIG ":pools:\n"
+                               "  - name: pool1\n"
+                               "    template: templates/one\n"
+                               "    size: 1\n"
+                               "    provider: mock\n"
+                               "    ready_ttl: 30\n");
     fx_pass(f, "pool1");
     char *vm = fx_first(f, "pool1", VMP_VM_READY);
     assert_non_null(vm);
@@ -817,8 +813,7 @@ static void test_discovered(void **state)
 static void test_discovered_kept(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_make(BASE_CONFIG
-                    "  keep_discovered_vms: true\n" POOL1(0));
+    fx *f = fx_make(BASE_CONFIG "  keep_discovered_vms: true\n" POOL1(0));
     assert_int_equal(f->cfg->warnings.n, 0); /* a known key */
     assert_int_equal(fx_start(f), 0);
     vmp_mock *m = fx_mock(f, NULL);
@@ -896,9 +891,8 @@ static void test_template_change(void **state)
     char *vm = fx_first(f, "pool1", VMP_VM_READY);
     vmp_vm_info info;
     memset(&info, 0, sizeof info);
-    assert_int_equal(vmp_provider_get_vm(vmp_engine_provider(f->e, "mock"), "pool1", vm, &info,
-                                         &err),
-                     0);
+    assert_int_equal(
+        vmp_provider_get_vm(vmp_engine_provider(f->e, "mock"), "pool1", vm, &info, &err), 0);
     assert_string_equal(info.template_path, "templates/new");
     vmp_vm_info_clear(&info);
     free(vm);
@@ -915,9 +909,8 @@ static void test_template_change(void **state)
     free(p);
     vm = fx_first(f, "pool1", VMP_VM_READY);
     memset(&info, 0, sizeof info);
-    assert_int_equal(vmp_provider_get_vm(vmp_engine_provider(f->e, "mock"), "pool1", vm, &info,
-                                         &err),
-                     0);
+    assert_int_equal(
+        vmp_provider_get_vm(vmp_engine_provider(f->e, "mock"), "pool1", vm, &info, &err), 0);
     assert_string_equal(info.template_path, "templates/one");
     vmp_vm_info_clear(&info);
     free(vm);
@@ -1223,9 +1216,8 @@ static void test_ondemand(void **state)
     NEED_REDIS();
     fx *f = fx_new(BASE_CONFIG POOL1(0));
     vmp_err err = {0};
-    assert_int_equal(vmp_store_od_request_create(f->st, "req-1", "pool1:pool1:2", "tok", "alice",
-                                                 T0, &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "req-1", "pool1:pool1:2", "tok", "alice", T0, &err), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
     long long n = 0;
@@ -1251,9 +1243,8 @@ static void test_ondemand_retry_and_failure(void **state)
     vmp_err err = {0};
     /* a transient failure is retried */
     vmp_mock_fail(m, VMP_MOCK_CREATE_VM, NULL, NULL, 1, VMP_EPROVIDER, "network hiccup");
-    assert_int_equal(vmp_store_od_request_create(f->st, "req-2", "pool1:pool1:1", NULL, NULL, T0,
-                                                 &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "req-2", "pool1:pool1:1", NULL, NULL, T0, &err), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
     vmp_strlist kv = VMP_STRLIST_INIT;
@@ -1271,9 +1262,8 @@ static void test_ondemand_retry_and_failure(void **state)
     /* a permanent failure fails the request */
     vmp_mock_fail(m, VMP_MOCK_CREATE_VM, NULL, NULL, 1, VMP_EPROVIDER,
                   "template templates/one not found");
-    assert_int_equal(vmp_store_od_request_create(f->st, "req-3", "pool1:pool1:1", NULL, NULL, T0,
-                                                 &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "req-3", "pool1:pool1:1", NULL, NULL, T0, &err), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
     assert_int_equal(vmp_store_od_request_get(f->st, "req-3", &kv, &err), 0);
@@ -1291,9 +1281,8 @@ static void test_ondemand_expiry(void **state)
     vmp_mock *m = fx_mock(f, NULL);
     vmp_mock_set_ready_default(m, false);
     vmp_err err = {0};
-    assert_int_equal(vmp_store_od_request_create(f->st, "req-4", "pool1:pool1:1", NULL, NULL, T0,
-                                                 &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "req-4", "pool1:pool1:1", NULL, NULL, T0, &err), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);
     assert_int_equal(fx_count(f, "pool1", VMP_VM_PENDING), 1);
@@ -1395,7 +1384,8 @@ static void test_hooks(void **state)
     fx_free(f);
 }
 
-/* ---- reload ----------------------------------------------------------------------------------- */
+/* ---- reload -----------------------------------------------------------------------------------
+ */
 
 static int g_retired;
 static void on_retired(const vmp_config *cfg, void *ud)
@@ -1426,12 +1416,12 @@ static void test_reload(void **state)
     fx_pass(f, "pool1");
     vmp_provider *before = vmp_engine_provider(f->e, "mock");
     vmp_mock *m = vmp_provider_self(before);
-    vmp_config *c2 = load_cfg(BASE_CONFIG
-                              ":pools:\n"
-                              "  - name: pool1\n    template: templates/one\n    size: 2\n"
-                              "    provider: mock\n"
-                              "  - name: pool2\n    template: templates/two\n    size: 1\n"
-                              "    provider: mock\n");
+    vmp_config *c2 =
+        load_cfg(BASE_CONFIG ":pools:\n"
+                             "  - name: pool1\n    template: templates/one\n    size: 2\n"
+                             "    provider: mock\n"
+                             "  - name: pool2\n    template: templates/two\n    size: 1\n"
+                             "    provider: mock\n");
     assert_int_equal(vmp_engine_reload(f->e, c2, &err), 0);
     /* the kept instance was opened with the first configuration: that one
      * stays alive as long as the instance */
@@ -1445,10 +1435,10 @@ static void test_reload(void **state)
     assert_int_equal(fx_count(f, "pool2", VMP_VM_READY), 1);
     assert_int_equal(vmp_mock_vm_count(m, "pool2"), 1);
     /* a removed pool is no longer managed */
-    vmp_config *c3 = load_cfg(BASE_CONFIG
-                              ":pools:\n"
-                              "  - name: pool2\n    template: templates/two\n    size: 1\n"
-                              "    provider: mock\n");
+    vmp_config *c3 =
+        load_cfg(BASE_CONFIG ":pools:\n"
+                             "  - name: pool2\n    template: templates/two\n    size: 1\n"
+                             "    provider: mock\n");
     assert_int_equal(vmp_engine_reload(f->e, c3, &err), 0);
     /* the second configuration pins nothing: handed back at once */
     assert_int_equal(g_retired, 1);
@@ -1507,27 +1497,28 @@ static void test_graceful_stop(void **state)
     fx_free(f);
 }
 
-/* ---- the scheduler thread ----------------------------------------------------------------------- */
+/* ---- the scheduler thread -----------------------------------------------------------------------
+ */
 
 static void test_scheduler_fills(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_make(BASE_CONFIG
-                    ":pools:\n"
-                    "  - name: pool1\n    template: templates/one\n    size: 3\n"
-                    "    provider: mock\n"
-                    "  - name: pool2\n    template: templates/two\n    size: 2\n"
-                    "    provider: mock\n");
+    fx *f = fx_make(BASE_CONFIG ":pools:\n"
+                                "  - name: pool1\n    template: templates/one\n    size: 3\n"
+                                "    provider: mock\n"
+                                "  - name: pool2\n    template: templates/two\n    size: 2\n"
+                                "    provider: mock\n");
     vmp_clock_free(f->clock);
     f->clock = NULL; /* system clock */
     vmp_err err = {0};
-    vmp_engine_opts o = {.config = f->cfg, .store = &f->so, .metrics = f->metrics,
-                         .owner = "engine-S"};
+    vmp_engine_opts o = {
+        .config = f->cfg, .store = &f->so, .metrics = f->metrics, .owner = "engine-S"};
     assert_int_equal(vmp_engine_new(&o, &f->e, &err), 0);
     assert_int_equal(vmp_engine_start(f->e, &err), 0);
     int waited = 0;
     while ((fx_count(f, "pool1", VMP_VM_READY) < 3 || fx_count(f, "pool2", VMP_VM_READY) < 2) &&
-           waited < 100) {
+           waited < 100)
+    {
         struct timespec ts = {0, 50000000L};
         nanosleep(&ts, NULL);
         waited++;
@@ -1540,7 +1531,8 @@ static void test_scheduler_fills(void **state)
     assert_int_equal(vmp_store_publish(f->st, "checkout", "pool1", &err), 0);
     waited = 0;
     while ((fx_count(f, "pool1", VMP_VM_MIGRATING) > 0 || fx_count(f, "pool1", VMP_VM_READY) < 3) &&
-           waited < 100) {
+           waited < 100)
+    {
         struct timespec ts = {0, 50000000L};
         nanosleep(&ts, NULL);
         waited++;
@@ -1563,18 +1555,17 @@ static void test_scheduler_fills(void **state)
     fx_free(f);
 }
 
-
 /* ---- more: adaptive delay, choose_host, purge, on-demand limit, provider reopen, redis down -- */
 
 static void test_adaptive_delay(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_new(BASE_CONFIG
-                   ":pools:\n"
-                   "  - name: pool1\n    template: t/1\n    size: 1\n    provider: mock\n"
-                   "  - name: pool2\n    template: t/2\n    size: 1\n    provider: mock\n"
-                   "    check_loop_delay_min: 2\n    check_loop_delay_max: 8\n"
-                   "    check_loop_delay_decay: 3\n");
+    fx *f =
+        fx_new(BASE_CONFIG ":pools:\n"
+                           "  - name: pool1\n    template: t/1\n    size: 1\n    provider: mock\n"
+                           "  - name: pool2\n    template: t/2\n    size: 1\n    provider: mock\n"
+                           "    check_loop_delay_min: 2\n    check_loop_delay_max: 8\n"
+                           "    check_loop_delay_decay: 3\n");
     eng_pool *p1 = eng_pool_find(f->e, "pool1"), *p2 = eng_pool_find(f->e, "pool2");
     static const double want1[] = {5, 10, 20, 40, 60, 60};
     static const double want2[] = {2, 6, 8, 8};
@@ -1649,9 +1640,8 @@ static void test_ondemand_clone_limit(void **state)
     vmp_mock *m = fx_mock(f, NULL);
     vmp_mock_block(m, VMP_MOCK_CREATE_VM);
     vmp_err err = {0};
-    assert_int_equal(vmp_store_od_request_create(f->st, "req-5", "pool1:pool1:5", NULL, NULL, T0,
-                                                 &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "req-5", "pool1:pool1:5", NULL, NULL, T0, &err), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_true(vmp_mock_wait_blocked(m, VMP_MOCK_CREATE_VM, 2, 5));
     vmp_store_zlist tasks = {0};
@@ -1734,7 +1724,6 @@ static void test_redis_down(void **state)
     fx_free(f);
 }
 
-
 static void test_discovered_known(void **state)
 {
     NEED_REDIS();
@@ -1761,9 +1750,8 @@ static void test_ondemand_expired_running(void **state)
     vmp_err err = {0};
     /* 2 VMs wanted, the provider makes only one in time */
     vmp_mock *m = fx_mock(f, NULL);
-    assert_int_equal(vmp_store_od_request_create(f->st, "req-6", "pool1:pool1:2", NULL, NULL, T0,
-                                                 &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "req-6", "pool1:pool1:2", NULL, NULL, T0, &err), 0);
     vmp_mock_fail(m, VMP_MOCK_CREATE_VM, NULL, NULL, 1, VMP_EPROVIDER, "quota");
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_int_equal(vmp_engine_wait_idle(f->e, 5), 0);

@@ -36,10 +36,10 @@ typedef struct fx {
     char prefix[32];
 } fx;
 
-#define NEED_REDIS()                                                                             \
-    do {                                                                                         \
-        if (!g_redis)                                                                            \
-            skip();                                                                              \
+#define NEED_REDIS()                                                                               \
+    do {                                                                                           \
+        if (!g_redis)                                                                              \
+            skip();                                                                                \
     } while (0)
 
 static fx *fx_new(const char *yaml, bool manual)
@@ -126,14 +126,14 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-#define DUMMY_CONFIG                                                                             \
-    "---\n"                                                                                      \
-    ":config:\n"                                                                                 \
-    "  task_limit: 8\n"                                                                          \
-    "  prefix: 'd-'\n"                                                                           \
-    ":providers:\n"                                                                              \
-    "  :dummy:\n"                                                                                \
-    "    connection_pool_size: 8\n"                                                              \
+#define DUMMY_CONFIG                                                                               \
+    "---\n"                                                                                        \
+    ":config:\n"                                                                                   \
+    "  task_limit: 8\n"                                                                            \
+    "  prefix: 'd-'\n"                                                                             \
+    ":providers:\n"                                                                                \
+    "  :dummy:\n"                                                                                  \
+    "    connection_pool_size: 8\n"                                                                \
     "    random_seed: 7\n"
 
 static void test_fill_and_lifetime(void **state)
@@ -161,8 +161,7 @@ static void test_fill_and_lifetime(void **state)
     fx_pass(f, "alpha"); /* lifetime over: completed */
     fx_pass(f, "alpha"); /* destroyed */
     char buf[64];
-    assert_int_equal(vmp_dummy_vm_field(p, "alpha", vm, "name", buf, sizeof buf, &err),
-                     VMP_ENOENT);
+    assert_int_equal(vmp_dummy_vm_field(p, "alpha", vm, "name", buf, sizeof buf, &err), VMP_ENOENT);
     assert_int_equal(fx_count(f, "alpha", VMP_VM_RUNNING), 0);
     assert_int_equal(vmp_dummy_vm_count(p), 8);
     free(vm);
@@ -220,8 +219,7 @@ static void test_template_and_size(void **state)
     fx_pass(f, "tpl");
     assert_true(fx_full(f, "tpl", 2));
     vmp_err err = {0};
-    assert_int_equal(vmp_store_override_set(f->st, VMP_OVERRIDE_TEMPLATE, "tpl", "t/new", &err),
-                     0);
+    assert_int_equal(vmp_store_override_set(f->st, VMP_OVERRIDE_TEMPLATE, "tpl", "t/new", &err), 0);
     assert_int_equal(vmp_store_override_set(f->st, VMP_OVERRIDE_POOLSIZE, "tpl", "4", &err), 0);
     vmp_clock_advance(f->clock, 10);
     fx_pass(f, "tpl"); /* drain, prepare, refill from the new template */
@@ -248,10 +246,10 @@ static void test_template_and_size(void **state)
 static void test_disk_snapshot(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_new(DUMMY_CONFIG
-                   ":pools:\n"
-                   "  - name: io\n    template: t/io\n    size: 1\n    provider: dummy\n",
-                   true);
+    fx *f =
+        fx_new(DUMMY_CONFIG ":pools:\n"
+                            "  - name: io\n    template: t/io\n    size: 1\n    provider: dummy\n",
+               true);
     fx_pass(f, "io");
     char *vm = checkout(f, "io");
     vmp_err err = {0};
@@ -283,15 +281,14 @@ static void test_disk_snapshot(void **state)
 static void test_ondemand(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_new(DUMMY_CONFIG
-                   ":pools:\n"
-                   "  - name: od\n    template: t/od\n    size: 0\n    provider: dummy\n"
-                   "    alias: [odalias]\n",
-                   true);
+    fx *f =
+        fx_new(DUMMY_CONFIG ":pools:\n"
+                            "  - name: od\n    template: t/od\n    size: 0\n    provider: dummy\n"
+                            "    alias: [odalias]\n",
+               true);
     vmp_err err = {0};
-    assert_int_equal(vmp_store_od_request_create(f->st, "r1", "odalias:od:3", "tok", "bob", T0,
-                                                 &err),
-                     0);
+    assert_int_equal(
+        vmp_store_od_request_create(f->st, "r1", "odalias:od:3", "tok", "bob", T0, &err), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
     assert_int_equal(vmp_engine_wait_idle(f->e, 10), 0);
     assert_int_equal(vmp_engine_run_ondemand(f->e, &err), 0);
@@ -314,12 +311,12 @@ static void test_ondemand(void **state)
 static void test_threaded(void **state)
 {
     NEED_REDIS();
-    fx *f = fx_new(DUMMY_CONFIG
-                   ":pools:\n"
-                   "  - name: t1\n    template: t/1\n    size: 4\n    provider: dummy\n"
-                   "  - name: t2\n    template: t/2\n    size: 4\n    provider: dummy\n"
-                   "  - name: t3\n    template: t/3\n    size: 4\n    provider: dummy\n",
-                   false);
+    fx *f =
+        fx_new(DUMMY_CONFIG ":pools:\n"
+                            "  - name: t1\n    template: t/1\n    size: 4\n    provider: dummy\n"
+                            "  - name: t2\n    template: t/2\n    size: 4\n    provider: dummy\n"
+                            "  - name: t3\n    template: t/3\n    size: 4\n    provider: dummy\n",
+               false);
     int i = 0;
     while (i++ < 200 && !(fx_full(f, "t1", 4) && fx_full(f, "t2", 4) && fx_full(f, "t3", 4)))
         sleep_ms(25);
