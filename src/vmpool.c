@@ -86,10 +86,7 @@ int vmp_open(const char *config_path, const vmp_open_opts *opts, vmpool **out, v
     return 0;
 }
 
-const vmp_config *vmp_config_of(const vmpool *vp)
-{
-    return vp ? vp->cfg : NULL;
-}
+const vmp_config *vmp_config_of(const vmpool *vp) { return vp ? vp->cfg : NULL; }
 
 /* ---- start and stop -------------------------------------------------------------- */
 
@@ -193,8 +190,7 @@ int vmp_checkout(vmpool *vp, const char *pool, const vmp_checkout_opts *opts, ch
         rc = vmp_err_set(err, VMP_ENOENT, "no pool or alias named %s", pool);
         goto out;
     }
-    vmp_store_want want = {.name = pool, .pools = (const char *const *)pools.v,
-                           .npools = pools.n};
+    vmp_store_want want = {.name = pool, .pools = (const char *const *)pools.v, .npools = pools.n};
     vmp_store_checkout_opts co = {.now = vmp_now()};
     if (opts) {
         co.token = opts->token;

@@ -44,9 +44,9 @@ typedef struct vmp_open_opts {
     /* Lua files run after the configuration's own (like vmpoold --lua),
      * NULL-ended; may be NULL. */
     const char *const *lua_files;
-    bool no_env;           /* ignore the VMPOOLER_* environment overrides */
-    double stop_timeout;   /* seconds running tasks get on stop; 0: 30 */
-    const char *owner;     /* lease owner id; NULL: host:pid:random */
+    bool no_env;         /* ignore the VMPOOLER_* environment overrides */
+    double stop_timeout; /* seconds running tasks get on stop; 0: 30 */
+    const char *owner;   /* lease owner id; NULL: host:pid:random */
 } vmp_open_opts;
 
 /* Loads the configuration at config_path (NULL: vmpooler's lookup,
@@ -60,7 +60,7 @@ int vmp_open(const char *config_path, const vmp_open_opts *opts, vmpool **out, v
 int vmp_start(vmpool *vp, vmp_err *err);
 
 typedef struct vmp_checkout_opts {
-    const char *token;  /* recorded as token:token, with user as token:user (NULL: none) */
+    const char *token; /* recorded as token:token, with user as token:user (NULL: none) */
     const char *user;
     long long lifetime; /* hours; > 0 sets the VM's lifetime */
 } vmp_checkout_opts;

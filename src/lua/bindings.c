@@ -90,8 +90,11 @@ static void open_log(lua_State *L)
     static const struct {
         const char *name;
         vmp_log_level level;
-    } levels[] = {{"debug", VMP_LOG_DEBUG}, {"info", VMP_LOG_INFO}, {"warn", VMP_LOG_WARN},
-                  {"warning", VMP_LOG_WARN}, {"error", VMP_LOG_ERROR}};
+    } levels[] = {{"debug", VMP_LOG_DEBUG},
+                  {"info", VMP_LOG_INFO},
+                  {"warn", VMP_LOG_WARN},
+                  {"warning", VMP_LOG_WARN},
+                  {"error", VMP_LOG_ERROR}};
     lua_newtable(L); /* [vmpool, log] */
     lua_getglobal(L, "string");
     lua_getfield(L, -1, "format"); /* [vmpool, log, string, format] */
@@ -201,11 +204,16 @@ static int push_exec_result(lua_State *L)
 static const char *code_name(int code)
 {
     switch (code) {
-    case VMP_ENOENT: return "ENOENT";
-    case VMP_ENOMEM: return "ENOMEM";
-    case VMP_ETIMEDOUT: return "ETIMEDOUT";
-    case VMP_EINVAL: return "EINVAL";
-    default: return "EIO";
+    case VMP_ENOENT:
+        return "ENOENT";
+    case VMP_ENOMEM:
+        return "ENOMEM";
+    case VMP_ETIMEDOUT:
+        return "ETIMEDOUT";
+    case VMP_EINVAL:
+        return "EINVAL";
+    default:
+        return "EIO";
     }
 }
 

@@ -296,10 +296,13 @@ static int l_pools(lua_State *L)
 void vmp_lua_open_config(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"pool", l_pool},       {"remove_pool", l_remove_pool},
+        {"pool", l_pool},
+        {"remove_pool", l_remove_pool},
         {"provider_config", l_provider_config},
-        {"global", l_global},   {"config", l_config},
-        {"pools", l_pools},     {NULL, NULL},
+        {"global", l_global},
+        {"config", l_config},
+        {"pools", l_pools},
+        {NULL, NULL},
     };
     luaL_setfuncs(L, fns, 0);
 }
@@ -307,11 +310,11 @@ void vmp_lua_open_config(lua_State *L)
 /* ---- the loader hook ------------------------------------------------------------- */
 
 struct vmp_lua_config {
-    vmp_strlist extra;      /* --lua files, as given */
-    vmp_strlist files;      /* resolved files of the last edit */
+    vmp_strlist extra; /* --lua files, as given */
+    vmp_strlist files; /* resolved files of the last edit */
     bool unsandboxed;
-    vmp_strlist classes;    /* Lua provider classes of the last edit */
-    vmp_strlist *methods;   /* their methods, parallel to classes */
+    vmp_strlist classes;                     /* Lua provider classes of the last edit */
+    vmp_strlist *methods;                    /* their methods, parallel to classes */
     const char *class_ptrs[MAX_CLASSES + 1]; /* vmp_config_opts.provider_classes */
 };
 
@@ -358,15 +361,9 @@ void vmp_lua_config_apply(vmp_lua_config *lc, vmp_config_opts *opts)
     opts->provider_classes = lc->class_ptrs;
 }
 
-const vmp_strlist *vmp_lua_config_files(const vmp_lua_config *lc)
-{
-    return lc ? &lc->files : NULL;
-}
+const vmp_strlist *vmp_lua_config_files(const vmp_lua_config *lc) { return lc ? &lc->files : NULL; }
 
-bool vmp_lua_config_unsandboxed(const vmp_lua_config *lc)
-{
-    return lc && lc->unsandboxed;
-}
+bool vmp_lua_config_unsandboxed(const vmp_lua_config *lc) { return lc && lc->unsandboxed; }
 
 /* A file named in the configuration: as given when it exists there, else
  * next to the configuration file; made absolute so later states (and a

@@ -11,10 +11,7 @@
 
 static const char null_key = 0; /* its address is vmpool.null */
 
-void vmp_lua_push_null(lua_State *L)
-{
-    lua_pushlightuserdata(L, (void *)&null_key);
-}
+void vmp_lua_push_null(lua_State *L) { lua_pushlightuserdata(L, (void *)&null_key); }
 
 bool vmp_lua_is_null(lua_State *L, int idx)
 {
@@ -171,8 +168,8 @@ static vmp_cfg_node *to_node(lua_State *L, int idx, vmp_cfg_mark mark, char *msg
 
 /* Only raw accesses (lua_next, lua_rawgeti): nothing here raises, so the
  * nodes made so far are always freed. */
-static vmp_cfg_node *table_to_node(lua_State *L, int idx, vmp_cfg_mark mark, char *msg,
-                                   size_t len, int depth)
+static vmp_cfg_node *table_to_node(lua_State *L, int idx, vmp_cfg_mark mark, char *msg, size_t len,
+                                   int depth)
 {
     vmp_cfg_node *n = NULL;
     keyed *kv = NULL;

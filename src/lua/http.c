@@ -15,10 +15,7 @@
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 
-static void init_curl(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
+static void init_curl(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 typedef struct http_call {
     /* request (strings borrowed from the Lua stack) */
@@ -197,7 +194,8 @@ static int l_http(lua_State *L)
     lua_getfield(L, 1, "method");
     c.method = luaL_optstring(L, -1, "GET");
     for (const char *m = c.method; *m; m++)
-        luaL_argcheck(L, isupper((unsigned char)*m), 1, "method must be upper case (GET, POST, ...)");
+        luaL_argcheck(L, isupper((unsigned char)*m), 1,
+                      "method must be upper case (GET, POST, ...)");
     lua_getfield(L, 1, "body");
     c.body = luaL_optlstring(L, -1, NULL, &c.body_len);
     lua_getfield(L, 1, "timeout");

@@ -169,8 +169,9 @@ static int instantiate(lua_State *L)
     lua_pushstring(L, cls);
     lua_call(L, 1, 1); /* [ud, Provider, impl] */
     if (lua_isnil(L, -1))
-        return luaL_error(L, "the Lua files define no provider class \"%s\" (vmpool.provider(\"%s\", "
-                             "impl) did not run in this state)",
+        return luaL_error(L,
+                          "the Lua files define no provider class \"%s\" (vmpool.provider(\"%s\", "
+                          "impl) did not run in this state)",
                           cls, cls);
     lua_getfield(L, -2, "new");
     lua_insert(L, -2);
@@ -309,9 +310,9 @@ typedef struct call {
     int answer;
     const char *args[3]; /* pool, vm, host/snapshot (NULL: not passed) */
     int nargs;
-    long long num;             /* create_disk size_gb (passed after args) */
+    long long num; /* create_disk size_gb (passed after args) */
     bool has_num;
-    const vmp_strlist *list;   /* purge allowlist (the only argument) */
+    const vmp_strlist *list; /* purge allowlist (the only argument) */
     /* answers */
     vmp_strlist names;
     vmp_vm_info *info;
@@ -428,16 +429,19 @@ static int run(void *self, call *c, vmp_err *err)
         rc = vmp_err_set(err, VMP_EFAILED, "%s: %s returned false", c->args[1] ? c->args[1] : "",
                          c->method);
     } else if (strcmp(c->status, "absent") == 0) {
-        rc = c->args[1] ? vmp_err_set(err, VMP_ENOENT, "%s: %s found nothing", c->args[1],
-                                      c->method)
-                        : vmp_err_set(err, VMP_ENOENT, "%s found nothing", c->method);
+        rc = c->args[1]
+                 ? vmp_err_set(err, VMP_ENOENT, "%s: %s found nothing", c->args[1], c->method)
+                 : vmp_err_set(err, VMP_ENOENT, "%s found nothing", c->method);
     }
     lua_settop(L, top);
     release(lp, c->s);
     return rc;
 }
 
-#define CALL(m, ans, ...) {.method = m, .answer = ans, .args = {__VA_ARGS__}}
+#define CALL(m, ans, ...)                                                                          \
+    {                                                                                              \
+        .method = m, .answer = ans, .args = { __VA_ARGS__ }                                        \
+    }
 
 static int count_args(call *c)
 {
@@ -488,8 +492,8 @@ static int op_create_vm(void *self, const char *pool, const char *vm, vmp_vm_inf
     return vm_answer(self, "create_vm", pool, vm, out, err);
 }
 
-static int action(void *self, const char *method, const char *pool, const char *vm,
-                  const char *arg, vmp_err *err)
+static int action(void *self, const char *method, const char *pool, const char *vm, const char *arg,
+                  vmp_err *err)
 {
     call c = CALL(method, R_ACTION, pool, vm, arg);
     count_args(&c);
@@ -502,7 +506,7 @@ static int op_destroy_vm(void *self, const char *pool, const char *vm, vmp_err *
 }
 
 static int bool_answer(void *self, const char *method, const char *pool, const char *vm, bool *out,
-                   vmp_err *err)
+                       vmp_err *err)
 {
     call c = CALL(method, R_BOOL, pool, vm);
     count_args(&c);
@@ -522,8 +526,8 @@ static int op_vm_exists(void *self, const char *pool, const char *vm, bool *exis
     return bool_answer(self, "vm_exists", pool, vm, exists, err);
 }
 
-static int string_answer(void *self, const char *method, const char *pool, const char *vm, char *buf,
-                  size_t len, vmp_err *err)
+static int string_answer(void *self, const char *method, const char *pool, const char *vm,
+                         char *buf, size_t len, vmp_err *err)
 {
     if (!buf || len == 0)
         return vmp_err_set(err, VMP_EINVAL, "%s: no buffer", method);

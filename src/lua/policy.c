@@ -193,10 +193,7 @@ void vmp_lua_policy_free(vmp_lua_policy *p)
     free(p);
 }
 
-bool vmp_lua_policy_any(const vmp_lua_policy *p)
-{
-    return p && p->st.defined != 0;
-}
+bool vmp_lua_policy_any(const vmp_lua_policy *p) { return p && p->st.defined != 0; }
 
 int vmp_lua_policy_reload(vmp_lua_policy *p, const vmp_config *cfg, const vmp_strlist *files,
                           bool unsandboxed, vmp_err *err)
@@ -232,10 +229,10 @@ typedef struct hook_call {
     long long hours_in;
     const vmp_engine_event *ev;
     /* answer */
-    bool decided;    /* a policy answered (non-nil) */
+    bool decided; /* a policy answered (non-nil) */
     lua_Integer num;
     char text[VMP_NAME_MAX];
-    char bad[200];   /* what was wrong with the answer */
+    char bad[200]; /* what was wrong with the answer */
 } hook_call;
 
 static void set_num(lua_State *L, const char *k, long long v)
@@ -330,11 +327,9 @@ static int do_hook(lua_State *L)
     } else {
         const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         bool name = strcmp(c->hook, "vm_name") == 0;
-        if (!s || !s[0] || vmp_strlcpy(c->text, s, sizeof c->text) != 0 ||
-            (name && !good_name(s)))
+        if (!s || !s[0] || vmp_strlcpy(c->text, s, sizeof c->text) != 0 || (name && !good_name(s)))
             snprintf(c->bad, sizeof c->bad, "returned %s; expected %s", got,
-                     name ? "a VM name (letters, digits and '-', at most 63)"
-                          : "a host name");
+                     name ? "a VM name (letters, digits and '-', at most 63)" : "a host name");
     }
     return 0;
 }
@@ -414,8 +409,11 @@ static int hook_vm_name(void *ud, const char *pool, char *name, size_t len, vmp_
 static int hook_choose_host(void *ud, const char *pool, const char *vm, const char *current,
                             const char *proposed, char *host, size_t len, vmp_err *err)
 {
-    hook_call c = {.hook = "choose_host", .pool = pool, .vm = vm,
-                   .current = current ? current : "", .proposed = proposed ? proposed : ""};
+    hook_call c = {.hook = "choose_host",
+                   .pool = pool,
+                   .vm = vm,
+                   .current = current ? current : "",
+                   .proposed = proposed ? proposed : ""};
     int rc = run_hook(ud, &c, err);
     if (rc != 0)
         return rc;

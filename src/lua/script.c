@@ -53,15 +53,9 @@ vmp_lua *vmp_lua_from(lua_State *L)
     return ud;
 }
 
-lua_State *vmp_lua_state(vmp_lua *l)
-{
-    return l ? l->L : NULL;
-}
+lua_State *vmp_lua_state(vmp_lua *l) { return l ? l->L : NULL; }
 
-vmp_lua_role vmp_lua_role_of(const vmp_lua *l)
-{
-    return l ? l->role : VMP_LUA_PLAIN;
-}
+vmp_lua_role vmp_lua_role_of(const vmp_lua *l) { return l ? l->role : VMP_LUA_PLAIN; }
 
 void vmp_lua_fail_alloc_after(vmp_lua *l, long n)
 {
@@ -69,10 +63,7 @@ void vmp_lua_fail_alloc_after(vmp_lua *l, long n)
         l->fail_after = n;
 }
 
-size_t vmp_lua_memory(const vmp_lua *l)
-{
-    return l ? l->mem : 0;
-}
+size_t vmp_lua_memory(const vmp_lua *l) { return l ? l->mem : 0; }
 
 /* ---- limits ----------------------------------------------------------------- */
 
@@ -181,10 +172,7 @@ int vmp_lua_pcall(lua_State *L, int nargs, int nresults, vmp_err *err)
     return code;
 }
 
-const char *vmp_lua_last_error(vmp_lua *l)
-{
-    return l ? l->last_error : "";
-}
+const char *vmp_lua_last_error(vmp_lua *l) { return l ? l->last_error : ""; }
 
 int vmp_lua_protect(lua_State *L, int (*fn)(lua_State *L), void *ud, int nresults)
 {
@@ -213,16 +201,13 @@ void vmp_lua_unref(lua_State *L, int ref)
     atomic_fetch_sub(&live_refs, 1);
 }
 
-long vmp_lua_live_refs(void)
-{
-    return atomic_load(&live_refs);
-}
+long vmp_lua_live_refs(void) { return atomic_load(&live_refs); }
 
 void vmp_lua_registry_table(lua_State *L, const char *name)
 {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, "vmp.lua"); /* [vmp.lua] */
-    luaL_getsubtable(L, -1, name);                      /* [vmp.lua, t] */
-    lua_remove(L, -2);             /* [t] */
+    luaL_getsubtable(L, -1, name);                     /* [vmp.lua, t] */
+    lua_remove(L, -2);                                 /* [t] */
 }
 
 /* ---- preload ---------------------------------------------------------------------- */
@@ -392,8 +377,8 @@ int vmp_lua_new(const vmp_lua_opts *opts, vmp_lua **out, vmp_err *err)
     l->metrics = opts->metrics;
     l->provider = opts->provider;
     l->config = opts->config;
-    l->instruction_limit = opts->instruction_limit == 0 ? VMP_LUA_DEFAULT_INSTRUCTIONS
-                                                         : opts->instruction_limit;
+    l->instruction_limit =
+        opts->instruction_limit == 0 ? VMP_LUA_DEFAULT_INSTRUCTIONS : opts->instruction_limit;
     l->time_limit = opts->time_limit;
     l->mem_limit = opts->memory_limit ? opts->memory_limit : VMP_LUA_DEFAULT_MEMORY;
     l->fail_after = -1;
@@ -457,7 +442,7 @@ static int run_loaded(vmp_lua *l, int st, vmp_err *err)
         if (!msg)
             msg = "cannot load the chunk";
         snprintf(l->last_error, sizeof l->last_error, "%s", msg);
-        int code = st == LUA_ERRMEM ? VMP_ENOMEM
+        int code = st == LUA_ERRMEM                       ? VMP_ENOMEM
                    : strncmp(msg, "cannot open", 11) == 0 ? VMP_ENOENT
                                                           : VMP_EINVAL;
         set_error(err, code, msg);

@@ -60,14 +60,14 @@ typedef enum vmp_lua_role {
 
 typedef struct vmp_lua_opts {
     vmp_lua_role role;
-    bool unsandboxed;             /* true: the full standard library */
-    long long instruction_limit;  /* per vmp_lua_pcall; 0: default; < 0: none */
-    double time_limit;            /* seconds per vmp_lua_pcall; <= 0: none */
-    size_t memory_limit;          /* bytes for the whole state; 0: default */
-    const char *subsys;           /* log subsystem of vmpool.log; NULL: "lua" (copied) */
-    vmp_metrics *metrics;         /* vmpool.metrics sink; NULL: null sink (borrowed) */
-    vmp_provider *provider;       /* PROVIDER: the instance (borrowed) */
-    const vmp_config *config;     /* what vmpool.config() shows (borrowed; may be NULL) */
+    bool unsandboxed;            /* true: the full standard library */
+    long long instruction_limit; /* per vmp_lua_pcall; 0: default; < 0: none */
+    double time_limit;           /* seconds per vmp_lua_pcall; <= 0: none */
+    size_t memory_limit;         /* bytes for the whole state; 0: default */
+    const char *subsys;          /* log subsystem of vmpool.log; NULL: "lua" (copied) */
+    vmp_metrics *metrics;        /* vmpool.metrics sink; NULL: null sink (borrowed) */
+    vmp_provider *provider;      /* PROVIDER: the instance (borrowed) */
+    const vmp_config *config;    /* what vmpool.config() shows (borrowed; may be NULL) */
     /* The Lua files the state will run (may be NULL): when unsandboxed,
      * their directories go on package.path. */
     const vmp_strlist *lua_files;

@@ -33,13 +33,13 @@ struct vmp_lua {
     /* limits of the running protected call */
     long long instruction_limit;
     double time_limit;
-    long long instructions;  /* used by the current outermost call */
-    double deadline;         /* monotonic; 0: none */
-    int depth;               /* nesting of vmp_lua_pcall */
-    bool over;               /* a limit was hit: the hook fires every instruction */
+    long long instructions; /* used by the current outermost call */
+    double deadline;        /* monotonic; 0: none */
+    int depth;              /* nesting of vmp_lua_pcall */
+    bool over;              /* a limit was hit: the hook fires every instruction */
 
     size_t mem, mem_limit;
-    long fail_after;         /* test hook; < 0: off */
+    long fail_after; /* test hook; < 0: off */
 
     /* role data, owned by the file that made the state */
     void *role_ud;
@@ -88,22 +88,22 @@ void vmp_lua_open_bindings(lua_State *L); /* log, metrics, exec, http, sleep, no
 /* ---- exec.c --------------------------------------------------------------- */
 
 typedef struct vmp_exec_result {
-    int status;          /* exit status, or -1 when killed by a signal */
-    int signal;          /* the signal, or 0 */
-    bool timed_out;      /* killed because the timeout passed */
-    char *out, *err;     /* captured (NUL-terminated, may hold NULs) */
+    int status;      /* exit status, or -1 when killed by a signal */
+    int signal;      /* the signal, or 0 */
+    bool timed_out;  /* killed because the timeout passed */
+    char *out, *err; /* captured (NUL-terminated, may hold NULs) */
     size_t out_len, err_len;
-    bool truncated;      /* output beyond the cap was dropped */
+    bool truncated; /* output beyond the cap was dropped */
 } vmp_exec_result;
 
 typedef struct vmp_exec_opts {
-    const char *const *argv;   /* argv[0] is looked up in PATH when it has no '/' */
-    const char *input;         /* written to stdin (may be NULL: empty stdin) */
+    const char *const *argv; /* argv[0] is looked up in PATH when it has no '/' */
+    const char *input;       /* written to stdin (may be NULL: empty stdin) */
     size_t input_len;
-    double timeout;            /* seconds; <= 0: none */
-    const char *cwd;           /* NULL: inherited */
-    const char *const *env;    /* "K=V" NULL-ended; NULL: inherited */
-    size_t output_max;         /* per stream; 0: 16 MiB */
+    double timeout;         /* seconds; <= 0: none */
+    const char *cwd;        /* NULL: inherited */
+    const char *const *env; /* "K=V" NULL-ended; NULL: inherited */
+    size_t output_max;      /* per stream; 0: 16 MiB */
 } vmp_exec_opts;
 
 /* Runs a command without a shell: fork/exec with pipes for stdin, stdout

@@ -117,7 +117,8 @@ static void test_sandbox(void **state_)
     /* load: text yes, binary no (even when asked for) */
     assert_eval(l, "load('return 1 + 1')()", "2");
     assert_eval(l, "load('\\27Lua', 'x', 'b') == nil", "true");
-    assert_eval(l, "select(2, load('\\27Lua', 'x', 'b'))", "attempt to load a binary chunk (mode is 't')");
+    assert_eval(l, "select(2, load('\\27Lua', 'x', 'b'))",
+                "attempt to load a binary chunk (mode is 't')");
     assert_eval(l, "vmpool.role", "plain");
     vmp_lua_free(l);
 
@@ -136,7 +137,8 @@ static void test_pcall_errors(void **state_)
     lua_State *L = vmp_lua_state(l);
     vmp_err err;
     int top = lua_gettop(L);
-    assert_int_equal(run(l, "local function inner() error('boom') end\ninner()", &err), VMP_EFAILED);
+    assert_int_equal(run(l, "local function inner() error('boom') end\ninner()", &err),
+                     VMP_EFAILED);
     assert_string_equal(err.msg, "test:1: boom");
     assert_non_null(strstr(vmp_lua_last_error(l), "stack traceback:"));
     assert_non_null(strstr(vmp_lua_last_error(l), "inner"));
@@ -145,8 +147,9 @@ static void test_pcall_errors(void **state_)
     /* a non-string error object */
     assert_int_equal(run(l, "error({})", &err), VMP_EFAILED);
     assert_string_equal(err.msg, "(error object is a table value)");
-    assert_int_equal(run(l, "error(setmetatable({}, {__tostring = function() return 'custom' "
-                            "end}))",
+    assert_int_equal(run(l,
+                         "error(setmetatable({}, {__tostring = function() return 'custom' "
+                         "end}))",
                          &err),
                      VMP_EFAILED);
     assert_string_equal(err.msg, "custom");
@@ -242,9 +245,10 @@ static void test_alloc_failures(void **state_)
         vmp_lua *x = state(NULL);
         vmp_lua_fail_alloc_after(x, n);
         vmp_err err;
-        int rc = run(x, "local t = {} for i = 1, 50 do t[i] = {i, tostring(i)} end "
-                        "local s = vmpool.exec({'true'}) vmpool.log.debug('x %d', 1) "
-                        "local c = vmpool.config()",
+        int rc = run(x,
+                     "local t = {} for i = 1, 50 do t[i] = {i, tostring(i)} end "
+                     "local s = vmpool.exec({'true'}) vmpool.log.debug('x %d', 1) "
+                     "local c = vmpool.config()",
                      &err);
         if (rc != 0) {
             failures++;
@@ -300,8 +304,9 @@ static void test_config_view(void **state_)
     assert_eval(l, "vmpool.pools()[1].alias[2]", "y");
     assert_eval(l, "#vmpool.pools()", "1");
     assert_eval(l, "vmpool.pools()[1].provider", "dummy");
-    assert_eval(l, "(function() local n = 0 for k in pairs(vmpool.pools()[1]) do n = n + 1 end "
-                   "return n >= 4 end)()",
+    assert_eval(l,
+                "(function() local n = 0 for k in pairs(vmpool.pools()[1]) do n = n + 1 end "
+                "return n >= 4 end)()",
                 "true");
     vmp_err e2;
     assert_int_equal(run(l, "vmpool.config().config.task_limit = 1", &e2), VMP_EFAILED);
@@ -455,7 +460,8 @@ static void test_sleep_now(void **state_)
     vmp_lua_free(l);
 }
 
-/* ---- exec ---------------------------------------------------------------------------------------- */
+/* ---- exec
+ * ---------------------------------------------------------------------------------------- */
 
 static void test_exec(void **state_)
 {
@@ -512,7 +518,8 @@ static void test_exec(void **state_)
     vmp_lua_free(l);
 }
 
-/* ---- http ------------------------------------------------------------------------------------------ */
+/* ---- http
+ * ------------------------------------------------------------------------------------------ */
 
 typedef struct server {
     int fd, port;
@@ -614,9 +621,9 @@ static void test_http(void **state_)
     vmp_err err;
     assert_int_equal(run(l, "vmpool.http{url = 'file:///etc/passwd'}", &err), VMP_EFAILED);
     assert_non_null(strstr(err.msg, "http:// or https://"));
-    assert_int_equal(run(l, "vmpool.http{url = 'http://x/', headers = {['A'] = 'b\\r\\nC: d'}}",
-                         &err),
-                     VMP_EFAILED);
+    assert_int_equal(
+        run(l, "vmpool.http{url = 'http://x/', headers = {['A'] = 'b\\r\\nC: d'}}", &err),
+        VMP_EFAILED);
     assert_int_equal(run(l, "vmpool.http{url = 'http://x/', method = 'get'}", &err), VMP_EFAILED);
     assert_int_equal(lua_gettop(vmp_lua_state(l)), 0);
     vmp_lua_free(l);
@@ -625,13 +632,20 @@ static void test_http(void **state_)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sandbox),        cmocka_unit_test(test_pcall_errors),
-        cmocka_unit_test(test_instruction_limit), cmocka_unit_test(test_time_limit),
-        cmocka_unit_test(test_memory_limit),   cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_refs),           cmocka_unit_test(test_config_view),
-        cmocka_unit_test(test_to_node),        cmocka_unit_test(test_log),
-        cmocka_unit_test(test_metrics),        cmocka_unit_test(test_sleep_now),
-        cmocka_unit_test(test_exec),           cmocka_unit_test(test_http),
+        cmocka_unit_test(test_sandbox),
+        cmocka_unit_test(test_pcall_errors),
+        cmocka_unit_test(test_instruction_limit),
+        cmocka_unit_test(test_time_limit),
+        cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_refs),
+        cmocka_unit_test(test_config_view),
+        cmocka_unit_test(test_to_node),
+        cmocka_unit_test(test_log),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_sleep_now),
+        cmocka_unit_test(test_exec),
+        cmocka_unit_test(test_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

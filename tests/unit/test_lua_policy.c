@@ -101,9 +101,14 @@ static void make_policy(fixture *f, const char *lua)
     assert_ptr_equal(f->hooks.ud, f->pol);
 }
 
-static const vmp_engine_pool_stats stats = {.ready = 1, .pending = 2, .running = 3,
-                                            .completed = 0, .size = 4, .config_size = 2,
-                                            .checkouts_10m = 7, .checkouts_1h = 30,
+static const vmp_engine_pool_stats stats = {.ready = 1,
+                                            .pending = 2,
+                                            .running = 3,
+                                            .completed = 0,
+                                            .size = 4,
+                                            .config_size = 2,
+                                            .checkouts_10m = 7,
+                                            .checkouts_1h = 30,
                                             .last_checkout = 1000.5};
 
 static void test_pool_size(void **state)
@@ -179,8 +184,7 @@ static void test_bad_hooks(void **state)
     assert_int_equal(f->hooks.pool_size(f->hooks.ud, "loop", &stats, 0, &size, &err),
                      VMP_ETIMEDOUT);
     assert_int_equal(f->warnings, 0); /* the same failure again: debug level for a while */
-    assert_int_equal(f->hooks.pool_size(f->hooks.ud, "raise", &stats, 0, &size, &err),
-                     VMP_EFAILED);
+    assert_int_equal(f->hooks.pool_size(f->hooks.ud, "raise", &stats, 0, &size, &err), VMP_EFAILED);
     assert_int_equal(f->warnings, 0);
     /* and the state still works afterwards */
     assert_int_equal(f->hooks.pool_size(f->hooks.ud, "ok", &stats, 0, &size, &err), 0);
@@ -214,8 +218,12 @@ static void test_other_hooks(void **state)
     vmp_err err = {0};
     char buf[64];
     /* events first: vm_name reports how many it has seen */
-    vmp_engine_event ev = {.kind = VMP_ENGINE_EV_CLONE_FAILED, .pool = "a", .vm = "vm1",
-                           .time = 10, .duration = 1.5, .error = "no capacity"};
+    vmp_engine_event ev = {.kind = VMP_ENGINE_EV_CLONE_FAILED,
+                           .pool = "a",
+                           .vm = "vm1",
+                           .time = 10,
+                           .duration = 1.5,
+                           .error = "no capacity"};
     f->hooks.on_event(f->hooks.ud, &ev);
     ev.kind = VMP_ENGINE_EV_DESTROY;
     f->warnings = 0;
@@ -234,17 +242,14 @@ static void test_other_hooks(void **state)
     char tiny[4];
     assert_int_equal(f->hooks.vm_name(f->hooks.ud, "a", tiny, sizeof tiny, &err), VMP_EINVAL);
 
-    assert_int_equal(f->hooks.choose_host(f->hooks.ud, "a", "vm1", "h1", "h2", buf, sizeof buf,
-                                          &err),
-                     0);
+    assert_int_equal(
+        f->hooks.choose_host(f->hooks.ud, "a", "vm1", "h1", "h2", buf, sizeof buf, &err), 0);
     assert_string_equal(buf, "h9");
-    assert_int_equal(f->hooks.choose_host(f->hooks.ud, "a", "vm1", "h3", "h2", buf, sizeof buf,
-                                          &err),
-                     0);
+    assert_int_equal(
+        f->hooks.choose_host(f->hooks.ud, "a", "vm1", "h3", "h2", buf, sizeof buf, &err), 0);
     assert_string_equal(buf, "h2");
-    assert_int_equal(f->hooks.choose_host(f->hooks.ud, "b", "vm1", "h3", "h4", buf, sizeof buf,
-                                          &err),
-                     0);
+    assert_int_equal(
+        f->hooks.choose_host(f->hooks.ud, "b", "vm1", "h3", "h4", buf, sizeof buf, &err), 0);
     assert_string_equal(buf, "h4");
 
     long long hours = 0;
@@ -268,8 +273,9 @@ static void test_reload(void **state)
     assert_int_equal(size, 1);
 
     /* a new version of the file; lifetime appears (only after a restart) */
-    write_file(f, "policy.lua", "vmpool.policy{pool_size = function() return 8 end,\n"
-                                "  lifetime = function() return 1 end}\n");
+    write_file(f, "policy.lua",
+               "vmpool.policy{pool_size = function() return 8 end,\n"
+               "  lifetime = function() return 1 end}\n");
     f->warnings = 0;
     assert_int_equal(
         vmp_lua_policy_reload(f->pol, f->cfg, vmp_lua_config_files(f->lc), false, &err), 0);

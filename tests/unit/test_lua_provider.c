@@ -174,7 +174,8 @@ static void test_config_errors(void **state)
     assert_error(f, "site.lua:2:", "size");
 
     /* a runtime error: file, line and traceback */
-    write_file(f, "site.lua", "local function helper()\n  error('no pools today')\nend\nhelper()\n");
+    write_file(f, "site.lua",
+               "local function helper()\n  error('no pools today')\nend\nhelper()\n");
     assert_int_not_equal(load(f, base_yaml), 0);
     assert_error(f, "site.lua:2: no pools today", "stack traceback");
 
@@ -202,8 +203,8 @@ static void test_config_errors(void **state)
     };
     for (size_t i = 0; i < VMP_ARRAY_LEN(cases); i++) {
         write_file(f, "site.lua", cases[i].code);
-        assert_int_not_equal(load(f, ":config:\n  lua: site.lua\n  lua_instruction_limit: 100000\n"),
-                             0);
+        assert_int_not_equal(
+            load(f, ":config:\n  lua: site.lua\n  lua_instruction_limit: 100000\n"), 0);
         if (!errors_have(f, cases[i].want, "site.lua:1")) {
             dump_errors(f);
             fail_msg("case %zu (%s): no error with \"%s\"", i, cases[i].code, cases[i].want);
@@ -225,8 +226,9 @@ static void test_config_errors(void **state)
     assert_int_not_equal(load(f, ":config:\n  lua: site.lua\n"), 0);
     assert_error(f, "module 'helper' not found", NULL);
     /* unsandboxed on request: io is there, and modules next to the file */
-    write_file(f, "site.lua", "assert(io.open)\n"
-                              "vmpool.pool{name = 'h', size = require('helper').size}\n");
+    write_file(f, "site.lua",
+               "assert(io.open)\n"
+               "vmpool.pool{name = 'h', size = require('helper').size}\n");
     assert_int_equal(load(f, ":config:\n  lua: site.lua\n  lua_sandbox: false\n"), 0);
     assert_true(vmp_lua_config_unsandboxed(f->lc));
     assert_int_equal(vmp_config_pool(f->cfg, "h")->size, 2);
@@ -348,8 +350,8 @@ static void test_provider_calls(void **state)
     assert_int_equal(vmp_provider_create_disk(p, "p1", "vm1", 10, &err), 0);
     assert_int_equal(vmp_provider_create_disk(p, "p1", "vm1", 200, &err), VMP_EFAILED);
     char small[16];
-    assert_int_not_equal(
-        vmp_provider_get_vm_ip_address(p, "p1", "vm1", small, sizeof small, &err), 0);
+    assert_int_not_equal(vmp_provider_get_vm_ip_address(p, "p1", "vm1", small, sizeof small, &err),
+                         0);
     assert_non_null(strstr(err.msg, "longer than 15 bytes"));
 
     /* helpers reach the configuration */
@@ -437,9 +439,10 @@ static void test_provider_open_errors(void **state)
     vmp_err err = {0};
 
     /* a class whose open raises */
-    write_file(f, "prov.lua", "local P = vmpool.provider('luatest', {})\n"
-                              "function P:open() error('cannot log in') end\n"
-                              "function P:create_vm() return true end\n");
+    write_file(f, "prov.lua",
+               "local P = vmpool.provider('luatest', {})\n"
+               "function P:open() error('cannot log in') end\n"
+               "function P:create_vm() return true end\n");
     assert_int_equal(load(f, provider_yaml), 0);
     assert_int_equal(vmp_lua_config_register(f->lc, &err), 0);
     p = NULL;

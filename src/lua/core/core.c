@@ -32,19 +32,32 @@ typedef struct handle {
 static const char *code_name(int code)
 {
     switch (code) {
-    case VMP_EINVAL: return "EINVAL";
-    case VMP_ENOMEM: return "ENOMEM";
-    case VMP_ENOTSUP: return "ENOTSUP";
-    case VMP_ENOENT: return "ENOENT";
-    case VMP_EEXIST: return "EEXIST";
-    case VMP_EIO: return "EIO";
-    case VMP_ETIMEDOUT: return "ETIMEDOUT";
-    case VMP_EREDIS: return "EREDIS";
-    case VMP_EPROVIDER: return "EPROVIDER";
-    case VMP_EFAILED: return "EFAILED";
-    case VMP_EAGAIN: return "EAGAIN";
-    case VMP_ESTATE: return "ESTATE";
-    default: return "EUNKNOWN";
+    case VMP_EINVAL:
+        return "EINVAL";
+    case VMP_ENOMEM:
+        return "ENOMEM";
+    case VMP_ENOTSUP:
+        return "ENOTSUP";
+    case VMP_ENOENT:
+        return "ENOENT";
+    case VMP_EEXIST:
+        return "EEXIST";
+    case VMP_EIO:
+        return "EIO";
+    case VMP_ETIMEDOUT:
+        return "ETIMEDOUT";
+    case VMP_EREDIS:
+        return "EREDIS";
+    case VMP_EPROVIDER:
+        return "EPROVIDER";
+    case VMP_EFAILED:
+        return "EFAILED";
+    case VMP_EAGAIN:
+        return "EAGAIN";
+    case VMP_ESTATE:
+        return "ESTATE";
+    default:
+        return "EUNKNOWN";
     }
 }
 
