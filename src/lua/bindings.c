@@ -171,50 +171,30 @@ static int l_now(lua_State *L)
 
 /* ---- vmpool.exec ---------------------------------------------------------------------------- */
 
-typedef struct exec_call {
-    vmp_exec_result res;
-} exec_call;
-
 static int push_exec_result(lua_State *L)
 {
-    exec_call *c = lua_touserdata(L, 1);
+    const vmp_exec_result *res = lua_touserdata(L, 1);
     lua_createtable(L, 0, 7);
-    if (c->res.signal)
+    if (res->signal)
         lua_pushnil(L);
     else
-        lua_pushinteger(L, c->res.status);
+        lua_pushinteger(L, res->status);
     lua_setfield(L, -2, "status");
-    lua_pushboolean(L, !c->res.signal && !c->res.timed_out && c->res.status == 0);
+    lua_pushboolean(L, !res->signal && !res->timed_out && res->status == 0);
     lua_setfield(L, -2, "ok");
-    if (c->res.signal) {
-        lua_pushinteger(L, c->res.signal);
+    if (res->signal) {
+        lua_pushinteger(L, res->signal);
         lua_setfield(L, -2, "signal");
     }
-    lua_pushboolean(L, c->res.timed_out);
+    lua_pushboolean(L, res->timed_out);
     lua_setfield(L, -2, "timed_out");
-    lua_pushboolean(L, c->res.truncated);
+    lua_pushboolean(L, res->truncated);
     lua_setfield(L, -2, "truncated");
-    lua_pushlstring(L, c->res.out, c->res.out_len);
+    lua_pushlstring(L, res->out, res->out_len);
     lua_setfield(L, -2, "stdout");
-    lua_pushlstring(L, c->res.err, c->res.err_len);
+    lua_pushlstring(L, res->err, res->err_len);
     lua_setfield(L, -2, "stderr");
     return 1;
-}
-
-static const char *code_name(int code)
-{
-    switch (code) {
-    case VMP_ENOENT:
-        return "ENOENT";
-    case VMP_ENOMEM:
-        return "ENOMEM";
-    case VMP_ETIMEDOUT:
-        return "ETIMEDOUT";
-    case VMP_EINVAL:
-        return "EINVAL";
-    default:
-        return "EIO";
-    }
 }
 
 /* Reads a list of strings (numbers are converted) at idx into a NULL-ended
@@ -290,17 +270,13 @@ static int l_exec(lua_State *L)
         o.timeout = left > 0 ? left : 0.001;
 
     /* Nothing below raises until the result is pushed. */
-    exec_call c;
+    vmp_exec_result res;
     vmp_err err = {0};
-    int rc = vmp_exec_run(&o, &c.res, &err);
-    if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err.msg);
-        lua_pushstring(L, code_name(rc));
-        return 3;
-    }
-    int st = vmp_lua_protect(L, push_exec_result, &c, 1);
-    vmp_exec_result_clear(&c.res);
+    int rc = vmp_exec_run(&o, &res, &err);
+    if (rc != 0)
+        return vmp_lua_fail(L, rc, &err);
+    int st = vmp_lua_protect(L, push_exec_result, &res, 1);
+    vmp_exec_result_clear(&res);
     if (st != LUA_OK)
         return lua_error(L);
     return 1;

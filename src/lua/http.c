@@ -251,12 +251,8 @@ static int l_http(lua_State *L)
     vmp_buf_free(&c.resp_headers);
     if (st != LUA_OK)
         return lua_error(L);
-    if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err.msg);
-        lua_pushstring(L, rc == VMP_ETIMEDOUT ? "ETIMEDOUT" : rc == VMP_ENOMEM ? "ENOMEM" : "EIO");
-        return 3;
-    }
+    if (rc != 0)
+        return vmp_lua_fail(L, rc, &err);
     return 1;
 }
 

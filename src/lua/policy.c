@@ -279,7 +279,7 @@ static int do_hook(lua_State *L)
     lua_pushstring(L, c->hook);
     lua_pushstring(L, c->pool);
     int n = 2;
-    if (c->stats) { /* pool_size(pool, stats, now) */
+    if (strcmp(c->hook, "pool_size") == 0) { /* (pool, stats, now) */
         const vmp_engine_pool_stats *s = c->stats;
         lua_createtable(L, 0, 9);
         set_num(L, "ready", s->ready);
@@ -294,13 +294,13 @@ static int do_hook(lua_State *L)
         lua_setfield(L, -2, "last_checkout");
         lua_pushnumber(L, c->now);
         n += 2;
-    } else if (c->current || c->proposed) { /* choose_host(pool, vm, hosts) */
+    } else if (strcmp(c->hook, "choose_host") == 0) { /* (pool, vm, hosts) */
         lua_pushstring(L, c->vm);
         lua_createtable(L, 0, 2);
         set_str(L, "current", c->current);
         set_str(L, "proposed", c->proposed);
         n += 2;
-    } else if (strcmp(c->hook, "lifetime") == 0) { /* lifetime(pool, vm, request) */
+    } else if (strcmp(c->hook, "lifetime") == 0) { /* (pool, vm, request) */
         lua_pushstring(L, c->vm);
         lua_createtable(L, 0, 2);
         if (c->hours_in >= 0)

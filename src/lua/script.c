@@ -183,6 +183,48 @@ int vmp_lua_protect(lua_State *L, int (*fn)(lua_State *L), void *ud, int nresult
     return lua_pcall(L, 1, nresults, 0);
 }
 
+/* ---- expected failures ---------------------------------------------------------- */
+
+const char *vmp_lua_code_name(int code)
+{
+    switch (code) {
+    case VMP_EINVAL:
+        return "EINVAL";
+    case VMP_ENOMEM:
+        return "ENOMEM";
+    case VMP_ENOTSUP:
+        return "ENOTSUP";
+    case VMP_ENOENT:
+        return "ENOENT";
+    case VMP_EEXIST:
+        return "EEXIST";
+    case VMP_EIO:
+        return "EIO";
+    case VMP_ETIMEDOUT:
+        return "ETIMEDOUT";
+    case VMP_EREDIS:
+        return "EREDIS";
+    case VMP_EPROVIDER:
+        return "EPROVIDER";
+    case VMP_EFAILED:
+        return "EFAILED";
+    case VMP_EAGAIN:
+        return "EAGAIN";
+    case VMP_ESTATE:
+        return "ESTATE";
+    default:
+        return "EUNKNOWN";
+    }
+}
+
+int vmp_lua_fail(lua_State *L, int rc, const vmp_err *err)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, err && err->msg[0] ? err->msg : vmp_strerror(rc));
+    lua_pushstring(L, vmp_lua_code_name(rc));
+    return 3;
+}
+
 /* ---- references --------------------------------------------------------------- */
 
 int vmp_lua_ref(lua_State *L)

@@ -60,6 +60,12 @@ double vmp_lua_time_left(lua_State *L);
  * caller re-raises it with lua_error once it holds nothing). */
 int vmp_lua_protect(lua_State *L, int (*fn)(lua_State *L), void *ud, int nresults);
 
+/* "ENOENT", "EAGAIN", ... for a VMP_E* code ("EUNKNOWN" otherwise). */
+const char *vmp_lua_code_name(int code);
+/* An expected failure, as Lua functions report it: pushes nil, err's
+ * message (or the code's text) and the code's name; returns 3. */
+int vmp_lua_fail(lua_State *L, int rc, const vmp_err *err);
+
 /* Pushes a registry table private to the module, made on first use
  * (e.g. "providers", "policies"). */
 void vmp_lua_registry_table(lua_State *L, const char *name);

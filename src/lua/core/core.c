@@ -29,47 +29,6 @@ typedef struct handle {
     vmpool *vp; /* NULL once closed */
 } handle;
 
-static const char *code_name(int code)
-{
-    switch (code) {
-    case VMP_EINVAL:
-        return "EINVAL";
-    case VMP_ENOMEM:
-        return "ENOMEM";
-    case VMP_ENOTSUP:
-        return "ENOTSUP";
-    case VMP_ENOENT:
-        return "ENOENT";
-    case VMP_EEXIST:
-        return "EEXIST";
-    case VMP_EIO:
-        return "EIO";
-    case VMP_ETIMEDOUT:
-        return "ETIMEDOUT";
-    case VMP_EREDIS:
-        return "EREDIS";
-    case VMP_EPROVIDER:
-        return "EPROVIDER";
-    case VMP_EFAILED:
-        return "EFAILED";
-    case VMP_EAGAIN:
-        return "EAGAIN";
-    case VMP_ESTATE:
-        return "ESTATE";
-    default:
-        return "EUNKNOWN";
-    }
-}
-
-/* nil, message, code */
-static int fail(lua_State *L, int rc, const vmp_err *err)
-{
-    lua_pushnil(L);
-    lua_pushstring(L, err->msg[0] ? err->msg : vmp_strerror(rc));
-    lua_pushstring(L, code_name(rc));
-    return 3;
-}
-
 static handle *check_handle(lua_State *L, int i)
 {
     handle *h = luaL_checkudata(L, i, HANDLE);
@@ -119,7 +78,7 @@ static int l_open(lua_State *L)
     vmp_err err = {0};
     int rc = vmp_open(path, &o, &h->vp, &err);
     if (rc != 0)
-        return fail(L, rc, &err);
+        return vmp_lua_fail(L, rc, &err);
     return 1;
 }
 
@@ -129,7 +88,7 @@ static int l_start(lua_State *L)
     vmp_err err = {0};
     int rc = vmp_start(h->vp, &err);
     if (rc != 0)
-        return fail(L, rc, &err);
+        return vmp_lua_fail(L, rc, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -160,7 +119,7 @@ static int l_checkout(lua_State *L)
     vmp_err err = {0};
     int rc = vmp_checkout(h->vp, pool, with ? &co : NULL, &vm, &err);
     if (rc != 0)
-        return fail(L, rc, &err);
+        return vmp_lua_fail(L, rc, &err);
     /* push the name protected, free it, then raise if pushing failed */
     int st = vmp_lua_protect(L, push_string, vm, 1);
     free(vm);
@@ -176,7 +135,7 @@ static int l_return(lua_State *L)
     vmp_err err = {0};
     int rc = vmp_return(h->vp, vm, &err);
     if (rc != 0)
-        return fail(L, rc, &err);
+        return vmp_lua_fail(L, rc, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -189,7 +148,7 @@ static int l_counts(lua_State *L)
     vmp_err err = {0};
     int rc = vmp_counts(h->vp, pool, &c, &err);
     if (rc != 0)
-        return fail(L, rc, &err);
+        return vmp_lua_fail(L, rc, &err);
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, c.ready);
     lua_setfield(L, -2, "ready");
@@ -212,7 +171,7 @@ static int l_wait_ready(lua_State *L)
     vmp_err err = {0};
     int rc = vmp_wait_ready(h->vp, pool, (long long)n, timeout, &err);
     if (rc != 0)
-        return fail(L, rc, &err);
+        return vmp_lua_fail(L, rc, &err);
     lua_pushboolean(L, 1);
     return 1;
 }
