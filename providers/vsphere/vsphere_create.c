@@ -72,10 +72,10 @@ static int pool_folder(vsp_op *o, vmp_moref *out, vmp_err *err)
         rc = vmp_vim_find_by_path(o->s, sofar, &next, err);
         if (rc == VMP_ENOENT) {
             rc = vmp_vim_create_folder(o->s, &cur, part, &next, err);
-            if (rc == VMP_EEXIST) /* made by someone else meanwhile */
-                rc = vmp_vim_find_by_path(o->s, sofar, &next, err);
             if (rc == 0)
                 vsp_log(o->v, VMP_LOG_INFO, o->pool, NULL, "created folder %s", sofar);
+            else if (rc == VMP_EEXIST) /* made by someone else meanwhile */
+                rc = vmp_vim_find_by_path(o->s, sofar, &next, err);
         }
         cur = next;
     }

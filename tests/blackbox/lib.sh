@@ -1,7 +1,8 @@
 # Shared helpers for vmpool's black-box shell tests. Source it, then call
 # bb_init. Every test gets a private temp dir (removed at exit), its own
 # redis-server on a unix socket there (bb_start_redis), and pass/fail
-# counters that bb_finish prints as "N passed, M failed".
+# counters that bb_finish prints as "N passed, M failed". BB_KEEP_TMP=1 keeps
+# the temp dir (logs) for a look after the run.
 
 bb_init() {
   BB_NAME=$1
@@ -21,7 +22,7 @@ bb_cleanup() {
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null
   done
-  rm -rf "$BB_TMP"
+  if [ -n "${BB_KEEP_TMP:-}" ]; then echo "# kept $BB_TMP"; else rm -rf "$BB_TMP"; fi
 }
 
 bb_ok() { BB_PASSED=$((BB_PASSED + 1)); echo "ok - $*"; }
@@ -92,4 +93,17 @@ bb_free_port() {
     fi
   done
   return 1
+}
+
+# bb_start_listener PORT: a TCP service on 127.0.0.1:PORT that accepts and
+# closes connections (a stand-in for a VM's SSH port in readiness checks);
+# sets BB_LISTENER_PID.
+bb_start_listener() {
+  perl -MIO::Socket::INET -e '
+    my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[0],
+                                  Listen => 128, ReuseAddr => 1) or die "listen: $!\n";
+    while (my $c = $s->accept) { close $c }' "$1" &
+  BB_LISTENER_PID=$!
+  BB_PIDS+=("$BB_LISTENER_PID")
+  bb_wait_for "listener on port $1" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1"
 }
