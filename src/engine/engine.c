@@ -429,10 +429,12 @@ int vmp_engine_new(const vmp_engine_opts *opts, vmp_engine **out, vmp_err *err)
     if (e->opts.stop_timeout <= 0)
         e->opts.stop_timeout = 30;
     make_owner(e);
+    eng_node_init(e);
     e->rnd = (unsigned)(uintptr_t)e ^ (unsigned)getpid();
     pthread_mutex_init(&e->lock, NULL);
     pthread_mutex_init(&e->hook_lock, NULL);
     pthread_mutex_init(&e->cfg_lock, NULL);
+    pthread_mutex_init(&e->beat_lock, NULL);
     pthread_cond_init(&e->work_cond, NULL);
     pthread_cond_init(&e->idle_cond, NULL);
     pthread_cond_init(&e->sched_cond, NULL);
@@ -505,7 +507,8 @@ int vmp_engine_stop(vmp_engine *e, double timeout)
         if (rc != 0)
             vmp_log(VMP_LOG_WARN, ENG_SUBSYS,
                     "tasks still running after %.0f s; leaving them behind", timeout);
-        eng_mirror_flush(e, e->store);
+        /* leave: this manager's clones stop counting in Redis */
+        eng_managers_sync(e, e->store, VMP_STORE_BEAT_FINAL);
         eng_leases_release(e, e->store);
     }
     e->stopped = true;
@@ -550,6 +553,7 @@ void vmp_engine_free(vmp_engine *e)
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->hook_lock);
     pthread_mutex_destroy(&e->cfg_lock);
+    pthread_mutex_destroy(&e->beat_lock);
     pthread_cond_destroy(&e->work_cond);
     pthread_cond_destroy(&e->idle_cond);
     pthread_cond_destroy(&e->sched_cond);

@@ -221,6 +221,12 @@ struct vmp_engine {
 
     long long passes;
     unsigned rnd; /* seed for the scheduler's own randomness */
+
+    /* heartbeat (managers.c) */
+    pthread_mutex_t beat_lock; /* one beat at a time (taken before lock) */
+    double last_beat;          /* monotonic time of the last beat */
+    char node[256];            /* "<host>/<boot id>/<pid namespace>", "" unknown */
+    char start_mark[32];       /* this process's start time (/proc) */
 };
 
 /* ---- engine.c --------------------------------------------------------------- */
@@ -366,6 +372,18 @@ bool eng_hook_lifetime(vmp_engine *e, const char *pool, const char *vm, long lon
                        const char *user, long long *hours);
 void eng_event(vmp_engine *e, vmp_engine_event_kind kind, const char *pool, const char *vm,
                double duration, const char *error);
+
+/* ---- managers.c ------------------------------------------------------------------- */
+
+/* Fills e->node and e->start_mark. */
+void eng_node_init(vmp_engine *e);
+/* Whether a manager with that heartbeat (node, pid, start marker) is known
+ * to be dead: same node as e and its pid gone, a zombie, or reused. */
+bool eng_peer_dead(const vmp_engine *e, const char *node, const char *pid_s, const char *start);
+/* Beats (flags: VMP_STORE_BEAT_*), which rewrites the Redis clone counters
+ * as the sum over live managers, and reaps the dead managers of this node.
+ * Returns the number of leases freed by reaping. Takes e->beat_lock. */
+long long eng_managers_sync(vmp_engine *e, vmp_store *st, unsigned flags);
 
 /* ---- startup.c -------------------------------------------------------------------- */
 

@@ -89,17 +89,15 @@ void eng_task_migrate(vmp_engine *e, eng_task *t, vmp_store *st)
         vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, pool, vm, "running on %s", host);
         return;
     }
-    long long inflight = 0;
-    if (vmp_store_migration_count(st, &inflight, &err) != 0)
+    bool taken = false;
+    if (vmp_store_migration_claim(st, vm, e->owner, limit, &taken, &err) != 0)
         return;
-    if (inflight >= limit) {
+    if (!taken) {
         vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, pool, vm,
                    "not migrated: migration limit (%lld) reached; running on %s", limit, host);
         vmp_store_vm_set(st, vm, "host", host, &err);
         return;
     }
-    if (vmp_store_migration_add(st, vm, &err) != 0)
-        return;
     char proposed[VMP_HOST_MAX] = "", target[VMP_HOST_MAX] = "";
     vmp_err perr = {0};
     rc = vmp_provider_find_least_used_compatible_host(pr, pool, vm, proposed, sizeof proposed,
@@ -141,5 +139,5 @@ void eng_task_migrate(vmp_engine *e, eng_task *t, vmp_store *st)
     vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, pool, vm, "migrated from %s to %s in %.2f seconds", host,
                target, secs);
 done:
-    vmp_store_migration_remove(st, vm, &err);
+    vmp_store_migration_release(st, vm, &err);
 }

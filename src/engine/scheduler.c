@@ -254,6 +254,7 @@ static void *sched_main(void *arg)
         if (now >= e->lease_due) {
             e->lease_due = now + (double)e->lease_ttl_ms / 3000.0;
             pthread_mutex_unlock(&e->lock);
+            eng_managers_sync(e, st, 0);
             eng_leases_renew(e, st);
             pthread_mutex_lock(&e->lock);
             continue;

@@ -12,7 +12,6 @@
 #include "engine/engine_internal.h"
 #include "log.h"
 
-#define OD_LEASE "@ondemand"
 
 void eng_task_purge(vmp_engine *e, eng_task *t, vmp_store *st)
 {
@@ -80,36 +79,12 @@ int eng_startup(vmp_engine *e, vmp_err *err)
         return rc;
     vmp_log(VMP_LOG_INFO, ENG_SUBSYS, "starting the pool manager");
 
-    /* leases first: they tell whether another manager is alive */
+    /* Heartbeat first: it rewrites the clone counters as the sum of the
+     * live managers' counts (ours is 0), forgets managers of this host that
+     * died (their leases are freed), and, when no other manager is alive,
+     * drops migration entries that no manager owns. Then the leases. */
+    eng_managers_sync(e, st, VMP_STORE_BEAT_RESET_LEGACY);
     eng_leases_renew(e, st);
-    bool others = false;
-    vmp_strlist names = VMP_STRLIST_INIT;
-    pthread_mutex_lock(&e->lock);
-    for (size_t i = 0; i < e->npools; i++)
-        if (e->pools[i]->configured && !e->pools[i]->leased)
-            vmp_strlist_push(&names, e->pools[i]->name);
-    bool od = e->od_leased;
-    pthread_mutex_unlock(&e->lock);
-    if (!od)
-        vmp_strlist_push(&names, OD_LEASE);
-    for (size_t i = 0; i < names.n && !others; i++) {
-        char *owner = NULL;
-        vmp_err lerr = {0};
-        if (vmp_store_lease_owner(st, names.v[i], &owner, &lerr) == 0 && owner &&
-            strcmp(owner, e->owner) != 0)
-            others = true;
-        free(owner);
-    }
-    vmp_strlist_clear(&names);
-    if (others) {
-        vmp_log(VMP_LOG_INFO, ENG_SUBSYS,
-                "another manager is running: clone counters and the migration set are kept");
-    } else {
-        if ((rc = vmp_store_counter_set(st, VMP_COUNTER_CLONE, 0, err)) != 0 ||
-            (rc = vmp_store_counter_set(st, VMP_COUNTER_ONDEMAND_CLONE, 0, err)) != 0 ||
-            (rc = vmp_store_migration_reset(st, err)) != 0)
-            return rc;
-    }
 
     pthread_mutex_lock(&e->lock);
     const vmp_config *cfg = e->opts.config;

@@ -353,21 +353,16 @@ int eng_workers_stop(vmp_engine *e, double timeout)
 
 void eng_mirror_flush(vmp_engine *e, vmp_store *st)
 {
-    static const vmp_store_counter ctr[2] = {VMP_COUNTER_CLONE, VMP_COUNTER_ONDEMAND_CLONE};
-    for (int i = 0; i < 2; i++) {
-        pthread_mutex_lock(&e->lock);
-        long long d = e->mirror_delta[i];
-        e->mirror_delta[i] = 0;
-        pthread_mutex_unlock(&e->lock);
-        if (!d)
-            continue;
-        vmp_err err = {0};
-        if (vmp_store_counter_add(st, ctr[i], d, NULL, &err) != 0) {
-            pthread_mutex_lock(&e->lock);
-            e->mirror_delta[i] += d; /* try again later */
-            pthread_mutex_unlock(&e->lock);
-        }
-    }
+    /* the counts changed, or the heartbeat is due (manual mode has no
+     * scheduler to renew it) */
+    pthread_mutex_lock(&e->lock);
+    bool dirty = e->mirror_delta[0] || e->mirror_delta[1];
+    pthread_mutex_unlock(&e->lock);
+    pthread_mutex_lock(&e->beat_lock);
+    double last = e->last_beat;
+    pthread_mutex_unlock(&e->beat_lock);
+    if (dirty || vmp_monotonic() - last >= (double)e->lease_ttl_ms / 3000.0)
+        eng_managers_sync(e, st, 0);
 }
 
 int vmp_engine_wait_idle(vmp_engine *e, double timeout)

@@ -544,6 +544,46 @@ int vmp_store_lease_release(vmp_store *s, const char *pool, const char *owner, b
                             vmp_err *err);
 int vmp_store_lease_owner(vmp_store *s, const char *pool, char **owner, vmp_err *err);
 
+/* ---- manager heartbeats, in-flight counts, migration owners -------------- */
+/* (vmpool extension, for the engine; src/store/store_engine.c)
+ *
+ * Each manager beats: `<prefix>__manager__<owner>` (hash: node, pid, start,
+ * clone, ondemandclone) expiring after ttl_ms unless renewed, its owner in
+ * the `<prefix>__managers` set. Every beat rewrites `tasks__clone` and
+ * `tasks__ondemandclone` as the sums over the managers whose hash still
+ * exists, so a dead manager's clones stop counting when its hash expires
+ * (or is reaped), and drops the `migration` entries of managers that are
+ * gone. */
+typedef struct vmp_store_manager {
+    const char *owner; /* lease owner id */
+    const char *node;  /* host identity (same node: pids are comparable) */
+    long long pid;
+    const char *start; /* process start marker (guards against pid reuse) */
+    long long clones, ondemand_clones; /* in flight in this manager */
+} vmp_store_manager;
+
+#define VMP_STORE_BEAT_FINAL 1u        /* remove m's hash instead (graceful stop) */
+#define VMP_STORE_BEAT_RESET_LEGACY 2u /* no other manager: drop ownerless migration entries */
+
+/* One atomic round trip: beat (or, FINAL, leave), recompute the sums into
+ * *clones_total / *od_total (may be NULL), and append to peers (may be
+ * NULL) owner, node, pid, start of every other live manager. */
+int vmp_store_manager_beat(vmp_store *s, const vmp_store_manager *m, long long ttl_ms,
+                           unsigned flags, long long *clones_total, long long *od_total,
+                           vmp_strlist *peers, vmp_err *err);
+/* Forgets a manager known to be dead: its hash, its registration, its
+ * migration entries, and those of leases (pool names, as for
+ * vmp_store_lease_*) that it still holds. *freed (may be NULL) = leases
+ * deleted. */
+int vmp_store_manager_reap(vmp_store *s, const char *owner, const char *const *leases,
+                           size_t nleases, long long *freed, vmp_err *err);
+/* Adds vm to the global migration set for owner while fewer than limit
+ * entries are there (atomic); *taken says whether it was added (a VM
+ * already there counts as taken). release: removes it. */
+int vmp_store_migration_claim(vmp_store *s, const char *vm, const char *owner, long long limit,
+                              bool *taken, vmp_err *err);
+int vmp_store_migration_release(vmp_store *s, const char *vm, vmp_err *err);
+
 /* ---- for the HTTP API (src/store/store_api.c) --------------------------- */
 
 /* Rate limiter (vmpooler's `<prefix>__ratelimit__<class>__<client>`
