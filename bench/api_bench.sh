@@ -51,7 +51,7 @@ cat >"$dir/vmpool.yaml" <<YAML
     size: 1000
     dns_plugin: example
 YAML
-"$root/build-bench-api/tests/vmpool-api-test-server" --config "$dir/vmpool.yaml" \
+"$build/tests/vmpool-api-test-server" --config "$dir/vmpool.yaml" \
   --redis-socket "$sock" --threads "${VMP_BENCH_THREADS:-4}" --port-file "$dir/port" >"$dir/server.log" 2>&1 &
 server=$!
 pids+=($server)

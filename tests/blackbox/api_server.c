@@ -63,6 +63,7 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
+    signal(SIGPIPE, SIG_IGN); /* as vmpoold */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
