@@ -927,3 +927,41 @@ size_t vmp_config_resolve_alias(const vmp_config *cfg, const char *name, vmp_str
     }
     return n;
 }
+
+/* ---- known keys (read by config_keys.c) ---------------------------------- */
+
+static const char *nth_key(const char *const *keys, size_t i)
+{
+    for (size_t k = 0; k < i; k++)
+        if (!keys[k])
+            return NULL;
+    return keys[i];
+}
+
+const char *vmp_cfg_global_known_key(const char *section, size_t i)
+{
+    static const struct {
+        const char *section;
+        const char *const *keys;
+    } tables[] = {
+        {"", top_known},
+        {"config", global_known},
+        {"redis", redis_known},
+        {"auth", auth_known},
+        {"auth.ldap", ldap_known},
+        {"statsd", statsd_known},
+        {"graphite", statsd_known},
+        {"prometheus", prometheus_known},
+        {"graphs", graphs_known},
+        {"tracing", tracing_known},
+        {"api", api_known},
+    };
+    if (!section)
+        return NULL;
+    if (strcmp(section, "config.health_thresholds") == 0)
+        return i < VMP_ARRAY_LEN(health_ints) ? health_ints[i].key : NULL;
+    for (size_t t = 0; t < VMP_ARRAY_LEN(tables); t++)
+        if (strcmp(section, tables[t].section) == 0)
+            return nth_key(tables[t].keys, i);
+    return NULL;
+}

@@ -407,3 +407,16 @@ int vmp_cfg_merge_extra(vmp_cfg_node *root, const vmp_config_opts *opts, vmp_cfg
         return VMP_ENOMEM;
     return failed ? VMP_EINVAL : 0;
 }
+
+/* ---- known variables (read by config_keys.c) ----------------------------- */
+
+const char *vmp_cfg_env_override(size_t i, const char **section, const char **key)
+{
+    if (i >= VMP_ARRAY_LEN(rules))
+        return NULL;
+    if (section)
+        *section = rules[i].section;
+    if (key)
+        *key = rules[i].key;
+    return rules[i].var;
+}

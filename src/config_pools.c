@@ -493,3 +493,28 @@ void vmp_cfg_pools_free(vmp_config *cfg)
     }
     free(cfg->providers);
 }
+
+/* ---- known keys (read by config_keys.c) ---------------------------------- */
+
+static size_t count_keys(const char *const *keys)
+{
+    size_t n = 0;
+    while (keys[n])
+        n++;
+    return n;
+}
+
+const char *vmp_cfg_pools_known_key(const char *section, size_t i)
+{
+    if (!section)
+        return NULL;
+    if (strcmp(section, "pools") == 0)
+        return i < count_keys(pool_known) ? pool_known[i] : NULL;
+    if (strcmp(section, "providers.dummy") == 0) {
+        size_t np = count_keys(dummy_percent);
+        if (i < np)
+            return dummy_percent[i];
+        return i - np < count_keys(dummy_seconds) ? dummy_seconds[i - np] : NULL;
+    }
+    return NULL;
+}

@@ -118,4 +118,23 @@ void vmp_cfg_build_providers(vmp_config *cfg, vmp_cfg_diag *d);
 void vmp_cfg_build_pools(vmp_config *cfg, const vmp_config_opts *opts, vmp_cfg_diag *d);
 void vmp_cfg_pools_free(vmp_config *cfg);
 
+/* ---- known keys (config_keys.c) ------------------------------------------ */
+
+/* The sections whose keys the loader checks by name, as key paths, NULL-ended:
+ * "" (the top level), "config", "config.health_thresholds", "redis", "auth",
+ * "auth.ldap", "statsd", "graphite", "prometheus", "graphs", "tracing", "api",
+ * "pools" (every pool) and "providers.dummy" (the options it checks in an
+ * entry of class dummy). */
+const char *const *vmp_cfg_known_sections(void);
+/* The i-th key the loader knows in section, or NULL past the last one or for
+ * a section not in the list above. Read-only views of the loader's tables. */
+const char *vmp_cfg_known_key(const char *section, size_t i);
+/* The i-th environment override (config_env.c): its variable name, and the
+ * section and key it sets (section "ldap" means auth.ldap). NULL past the
+ * last one. */
+const char *vmp_cfg_env_override(size_t i, const char **section, const char **key);
+/* What vmp_cfg_known_key reads: the tables of config.c and config_pools.c. */
+const char *vmp_cfg_global_known_key(const char *section, size_t i);
+const char *vmp_cfg_pools_known_key(const char *section, size_t i);
+
 #endif
