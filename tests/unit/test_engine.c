@@ -11,6 +11,8 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1170,6 +1172,235 @@ static void test_leases_two_engines(void **state)
     fx_free(b);
 }
 
+/* ---- several managers: heartbeats and in-flight counts --------------------------------- */
+
+/* This host's node identity and this process's start marker. */
+static void node_of(char *node, size_t nlen, char *start, size_t slen)
+{
+    vmp_engine *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    eng_node_init(t);
+    snprintf(node, nlen, "%s", t->node);
+    snprintf(start, slen, "%s", t->start_mark);
+    free(t);
+}
+
+/* A pid that belonged to a process of this host that has exited. */
+static pid_t gone_pid(void)
+{
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0)
+        _exit(0);
+    assert_int_equal(waitpid(p, NULL, 0), p);
+    return p;
+}
+
+static void fake_manager(fx *f, const char *owner, const char *node, long long pid,
+                         const char *start, long long clones, long long od, long long ttl_ms)
+{
+    vmp_store_manager m = {.owner = owner,
+                           .node = node,
+                           .pid = pid,
+                           .start = start,
+                           .clones = clones,
+                           .ondemand_clones = od};
+    vmp_err err = {0};
+    assert_int_equal(vmp_store_manager_beat(f->st, &m, ttl_ms, 0, NULL, NULL, NULL, &err), 0);
+}
+
+static void assert_key(fx *f, const char *key, const char *want)
+{
+    char *v = fx_get(f, key);
+    if (!v || strcmp(v, want) != 0)
+        fprintf(stderr, "%s: %s, want %s\n", key, v ? v : "(nil)", want);
+    assert_non_null(v);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+static void test_peer_dead(void **state)
+{
+    (void)state;
+    char node[256], start[32];
+    node_of(node, sizeof node, start, sizeof start);
+    if (!node[0])
+        skip(); /* no /proc: only the TTL applies */
+    vmp_engine *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    eng_node_init(e);
+    char pid[32];
+    /* alive: this very process */
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    assert_false(eng_peer_dead(e, node, pid, start));
+    /* pid reused: same pid, another start time */
+    char other[40];
+    snprintf(other, sizeof other, "%s9", start);
+    assert_true(eng_peer_dead(e, node, pid, other));
+    /* exited */
+    snprintf(pid, sizeof pid, "%d", (int)gone_pid());
+    assert_true(eng_peer_dead(e, node, pid, start));
+    /* another node: never judged from here, whatever its pid */
+    assert_false(eng_peer_dead(e, "elsewhere/boot/pid:[1]", pid, start));
+    /* killed but not yet waited for (zombie) */
+    pid_t z = fork();
+    assert_true(z >= 0);
+    if (z == 0)
+        _exit(0);
+    char zs[32];
+    snprintf(zs, sizeof zs, "%d", (int)z);
+    char zstart[32] = "";
+    for (int i = 0; i < 200; i++) {
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)z);
+        FILE *fp = fopen(path, "r");
+        size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+        if (fp)
+            fclose(fp);
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && p[2] == 'Z')
+            break;
+        usleep(5000);
+    }
+    assert_true(eng_peer_dead(e, node, zs, zstart));
+    waitpid(z, NULL, 0);
+    free(e);
+}
+
+static void test_dead_manager_same_host(void **state)
+{
+    NEED_REDIS();
+    char node[256], start[32];
+    node_of(node, sizeof node, start, sizeof start);
+    if (!node[0])
+        skip();
+    fx *f = fx_make(BASE_CONFIG "  migration_limit: 2\n" POOL1(2));
+    vmp_err err = {0};
+    /* a manager of this host killed in the middle of 6 clones, 2 on-demand
+     * clones and a migration, its lease on pool1 still live */
+    fake_manager(f, "dead-A", node, gone_pid(), "1", 6, 2, 30000);
+    assert_key(f, "tasks__clone", "6");
+    assert_key(f, "tasks__ondemandclone", "2");
+    bool held = false, taken = false;
+    assert_int_equal(vmp_store_lease_acquire(f->st, "pool1", "dead-A", 30000, &held, &err), 0);
+    assert_true(held);
+    assert_int_equal(vmp_store_migration_claim(f->st, "vm-x", "dead-A", 2, &taken, &err), 0);
+    assert_true(taken);
+
+    assert_int_equal(fx_start(f), 0);
+    /* taken over at once, not after the lease's 30 s */
+    assert_true(vmp_engine_pool_leased(f->e, "pool1"));
+    assert_false(fx_exists(f, "manager__dead-A"));
+    assert_key(f, "tasks__clone", "0");
+    assert_key(f, "tasks__ondemandclone", "0");
+    long long n = -1;
+    assert_int_equal(vmp_store_migration_count(f->st, &n, &err), 0);
+    assert_int_equal(n, 0);
+
+    /* the new manager's own clones are what counts */
+    vmp_mock *m = fx_mock(f, NULL);
+    vmp_mock_block(m, VMP_MOCK_CREATE_VM);
+    vmp_engine_pass_result r;
+    assert_int_equal(vmp_engine_run_pass(f->e, "pool1", &r, &err), 0);
+    assert_int_equal(r.cloned, 2);
+    assert_true(vmp_mock_wait_blocked(m, VMP_MOCK_CREATE_VM, 2, 5));
+    assert_key(f, "tasks__clone", "2");
+    vmp_mock_unblock(m, VMP_MOCK_CREATE_VM);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 10), 0);
+    assert_key(f, "tasks__clone", "0");
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_READY), 2);
+    fx_free(f);
+}
+
+static void test_live_and_reused_pid_managers(void **state)
+{
+    NEED_REDIS();
+    char node[256], start[32];
+    node_of(node, sizeof node, start, sizeof start);
+    if (!node[0])
+        skip();
+    fx *f = fx_make(BASE_CONFIG POOL1(2));
+    vmp_err err = {0};
+    char bad[40];
+    snprintf(bad, sizeof bad, "%s7", start);
+    /* alive: this process (as a second engine in it would be) */
+    fake_manager(f, "alive-B", node, getpid(), start, 4, 0, 30000);
+    /* its pid now belongs to another process (this one): dead */
+    fake_manager(f, "reused-C", node, getpid(), bad, 3, 1, 30000);
+    bool held = false;
+    assert_int_equal(vmp_store_lease_acquire(f->st, "pool1", "alive-B", 30000, &held, &err), 0);
+    assert_int_equal(fx_start(f), 0);
+    assert_false(vmp_engine_pool_leased(f->e, "pool1"));
+    assert_true(fx_exists(f, "manager__alive-B"));
+    assert_false(fx_exists(f, "manager__reused-C"));
+    assert_key(f, "tasks__clone", "4");
+    assert_key(f, "tasks__ondemandclone", "0");
+    fx_free(f);
+}
+
+static void test_remote_manager_expires(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_make(BASE_CONFIG POOL1(2));
+    vmp_err err = {0};
+    /* a manager on another host: its pid means nothing here, only its
+     * heartbeat's TTL tells it died */
+    fake_manager(f, "remote-R", "elsewhere/boot/pid:[1]", gone_pid(), "1", 5, 0, 300);
+    bool held = false;
+    assert_int_equal(vmp_store_lease_acquire(f->st, "pool1", "remote-R", 300, &held, &err), 0);
+    assert_int_equal(fx_start(f), 0);
+    assert_false(vmp_engine_pool_leased(f->e, "pool1"));
+    assert_key(f, "tasks__clone", "5");
+    usleep(400000);
+    vmp_mock *m = fx_mock(f, NULL);
+    vmp_mock_block(m, VMP_MOCK_CREATE_VM);
+    vmp_engine_pass_result r;
+    assert_int_equal(vmp_engine_run_pass(f->e, "pool1", &r, &err), 0);
+    assert_true(vmp_engine_pool_leased(f->e, "pool1"));
+    assert_true(vmp_mock_wait_blocked(m, VMP_MOCK_CREATE_VM, 2, 5));
+    /* the remote's 5 are gone with its heartbeat */
+    assert_key(f, "tasks__clone", "2");
+    vmp_mock_unblock(m, VMP_MOCK_CREATE_VM);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 10), 0);
+    assert_key(f, "tasks__clone", "0");
+    fx_free(f);
+}
+
+static void test_two_engines_counts(void **state)
+{
+    NEED_REDIS();
+    fx *a = fx_new(BASE_CONFIG POOL1(2));
+    fx *b = fx_make(BASE_CONFIG ":pools:\n"
+                                "  - name: pool2\n"
+                                "    template: templates/two\n"
+                                "    size: 3\n"
+                                "    provider: mock\n");
+    strcpy(b->prefix, a->prefix);
+    fx_reopen_store(b);
+    b->owner = "engine-B";
+    assert_int_equal(fx_start(b), 0);
+    vmp_mock *ma = fx_mock(a, NULL), *mb = fx_mock(b, NULL);
+    vmp_mock_block(ma, VMP_MOCK_CREATE_VM);
+    vmp_mock_block(mb, VMP_MOCK_CREATE_VM);
+    vmp_err err = {0};
+    vmp_engine_pass_result r;
+    assert_int_equal(vmp_engine_run_pass(a->e, "pool1", &r, &err), 0);
+    assert_int_equal(vmp_engine_run_pass(b->e, "pool2", &r, &err), 0);
+    assert_true(vmp_mock_wait_blocked(ma, VMP_MOCK_CREATE_VM, 2, 5));
+    assert_true(vmp_mock_wait_blocked(mb, VMP_MOCK_CREATE_VM, 3, 5));
+    assert_key(a, "tasks__clone", "5");
+    /* a stops: its clones finish and stop counting; b's still do */
+    vmp_mock_unblock(ma, VMP_MOCK_CREATE_VM);
+    assert_int_equal(vmp_engine_stop(a->e, 5), 0);
+    assert_key(a, "tasks__clone", "3");
+    vmp_mock_unblock(mb, VMP_MOCK_CREATE_VM);
+    assert_int_equal(vmp_engine_wait_idle(b->e, 10), 0);
+    assert_key(b, "tasks__clone", "0");
+    fx_free(a);
+    fx_free(b);
+}
+
 /* ---- disk and snapshot queues (§4.6) -------------------------------------------------------- */
 
 static void test_task_queues(void **state)
@@ -1832,6 +2063,11 @@ int main(void)
         cmocka_unit_test(test_task_limit_across_pools),
         cmocka_unit_test(test_vm_exclusivity),
         cmocka_unit_test(test_leases_two_engines),
+        cmocka_unit_test(test_peer_dead),
+        cmocka_unit_test(test_dead_manager_same_host),
+        cmocka_unit_test(test_live_and_reused_pid_managers),
+        cmocka_unit_test(test_remote_manager_expires),
+        cmocka_unit_test(test_two_engines_counts),
         cmocka_unit_test(test_task_queues),
         cmocka_unit_test(test_ondemand),
         cmocka_unit_test(test_ondemand_retry_and_failure),
