@@ -116,6 +116,41 @@ void eng_fail_pending(vmp_engine *e, eng_pool *p, const vmp_pool_cfg *pc, eng_ge
     }
 }
 
+void eng_pending_ready_apply(vmp_engine *e, eng_pool *p, eng_vm *rec, vmp_ready_outcome oc,
+                             double boot, double now)
+{
+    pthread_mutex_lock(&e->lock);
+    rec->ready_t = now;
+    rec->check_t = now; /* just found ready: counts as checked */
+    rec->state = oc == VMP_READY_POOL       ? VMP_VM_READY
+                 : oc == VMP_READY_ONDEMAND ? VMP_VM_RUNNING
+                                            : VMP_VM_COMPLETED;
+    if (oc == VMP_READY_ONDEMAND) {
+        rec->checkout_t = now;
+        rec->checkout_seen = true;
+        e->od_wake = true;
+        pthread_cond_signal(&e->sched_cond);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (boot >= 0)
+        vmp_metrics_timing(e->metrics, boot, "time_to_ready_state.%s", p->name);
+    switch (oc) {
+    case VMP_READY_POOL:
+        vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, rec->name,
+                   "moved from pending to ready (boot %.2f s)", boot);
+        break;
+    case VMP_READY_ONDEMAND:
+        vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, rec->name,
+                   "ready and allocated to its on-demand request");
+        break;
+    case VMP_READY_ABANDONED:
+        vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, rec->name,
+                   "ready, but its on-demand request is gone; moved to completed");
+        break;
+    }
+    eng_event(e, VMP_ENGINE_EV_READY, p->name, rec->name, boot > 0 ? boot : 0, NULL);
+}
+
 void eng_task_pending(vmp_engine *e, eng_task *t, vmp_store *st)
 {
     eng_pool *p = t->pool;
@@ -140,36 +175,7 @@ void eng_task_pending(vmp_engine *e, eng_task *t, vmp_store *st)
                        serr.msg);
             return;
         }
-        pthread_mutex_lock(&e->lock);
-        rec->ready_t = now;
-        rec->check_t = now; /* just found ready: counts as checked */
-        rec->state = oc == VMP_READY_POOL       ? VMP_VM_READY
-                     : oc == VMP_READY_ONDEMAND ? VMP_VM_RUNNING
-                                                : VMP_VM_COMPLETED;
-        if (oc == VMP_READY_ONDEMAND) {
-            rec->checkout_t = now;
-            rec->checkout_seen = true;
-            e->od_wake = true;
-            pthread_cond_signal(&e->sched_cond);
-        }
-        pthread_mutex_unlock(&e->lock);
-        if (boot >= 0)
-            vmp_metrics_timing(e->metrics, boot, "time_to_ready_state.%s", p->name);
-        switch (oc) {
-        case VMP_READY_POOL:
-            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, rec->name,
-                       "moved from pending to ready (boot %.2f s)", boot);
-            break;
-        case VMP_READY_ONDEMAND:
-            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, rec->name,
-                       "ready and allocated to its on-demand request");
-            break;
-        case VMP_READY_ABANDONED:
-            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, rec->name,
-                       "ready, but its on-demand request is gone; moved to completed");
-            break;
-        }
-        eng_event(e, VMP_ENGINE_EV_READY, p->name, rec->name, boot > 0 ? boot : 0, NULL);
+        eng_pending_ready_apply(e, p, rec, oc, boot, now);
         return;
     }
     if (rc != 0)

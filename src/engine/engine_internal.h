@@ -313,6 +313,10 @@ int eng_pass_run(vmp_engine *e, eng_pool *pool, eng_gen *g, eng_prov *pv, vmp_st
 /* ---- checks.c ------------------------------------------------------------------- */
 
 void eng_task_pending(vmp_engine *e, eng_task *t, vmp_store *st);
+/* After Redis moved rec pending -> ready (or running / completed, oc):
+ * the record, metrics, log and event. rec is held by the caller. */
+void eng_pending_ready_apply(vmp_engine *e, eng_pool *p, eng_vm *rec, vmp_ready_outcome oc,
+                             double boot, double now);
 void eng_task_ready(vmp_engine *e, eng_task *t, vmp_store *st);
 void eng_task_running(vmp_engine *e, eng_task *t, vmp_store *st);
 void eng_task_destroy(vmp_engine *e, eng_task *t, vmp_store *st);

@@ -303,3 +303,153 @@ int vmp_store_migration_release(vmp_store *s, const char *vm, vmp_err *err)
     st_args_free(&a);
     return rc;
 }
+
+/* ---- a clone's bookkeeping in one round trip ---------------------------------- */
+
+static void add_evalsha(st_args *a, const vmp_store *s, st_script id)
+{
+    st_args_add(a, "EVALSHA");
+    st_args_add(a, s->sha[id]);
+    st_args_add(a, "0");
+    st_args_add(a, s->prefix);
+}
+
+/* The pending_ready reply: 0, VMP_ESTATE, or a bad-reply error. */
+static int parse_ready(vmp_store *s, vmp_store_clone_step *c, const redisReply *r, vmp_err *err)
+{
+    long long code = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        st_reply_int(s, r->element[0], &code, err) < 0)
+        return st_bad_reply(s, "pending_ready", err);
+    if (code < 0)
+        return vmp_err_set(err, VMP_ESTATE, "pool %s: vm %s: not pending", c->pool, c->vm);
+    if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING)
+        return st_bad_reply(s, "pending_ready", err);
+    c->outcome = code == 1 ? VMP_READY_ONDEMAND : code == 2 ? VMP_READY_ABANDONED : VMP_READY_POOL;
+    double b = -1;
+    if (vmp_parse_double(r->element[1]->str, &b) < 0)
+        b = -1;
+    c->boot = b;
+    return 0;
+}
+
+/* An integer script reply: its value, or an error (VMP_EREDIS). */
+static int reply_code(vmp_store *s, const char *what, const redisReply *r, long long *v,
+                      vmp_err *err)
+{
+    if (r->type == REDIS_REPLY_ERROR)
+        return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, what, r->str);
+    return st_reply_int(s, r, v, err);
+}
+
+static void err_copy(vmp_err *dst, const vmp_err *src)
+{
+    if (dst)
+        *dst = *src;
+}
+
+static bool noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err)
+{
+    if (!s || !c || !c->pool || !c->vm)
+        return vmp_err_set(err, VMP_EINVAL, "vmp_store_clone_step_run: bad arguments");
+    c->done_rc = c->ready_rc = c->next_rc = 0;
+    c->outcome = VMP_READY_POOL;
+    c->boot = -1;
+    st_sigpipe g;
+    st_sigpipe_enter(&g);
+    int rc = st_ensure(s, err); /* loads the scripts: their SHAs are known after */
+    st_sigpipe_leave(&g);
+    if (rc < 0)
+        return rc;
+
+    st_args cmds[3];
+    memset(cmds, 0, sizeof cmds);
+    size_t n = 0;
+    char date[16], secs[32], ts[VMP_TIME_STR_MAX];
+    st_date(c->now, date);
+    st_time(c->now, ts);
+    vmp_duration_format(c->seconds, secs, sizeof secs);
+    /* clone done */
+    add_evalsha(&cmds[n], s, SCR_CLONE_DONE);
+    st_args_add(&cmds[n], c->pool);
+    st_args_add(&cmds[n], c->vm);
+    st_args_add(&cmds[n], date);
+    st_args_add(&cmds[n], secs);
+    st_args_add(&cmds[n], c->ip);
+    n++;
+    int i_ready = -1, i_next = -1;
+    if (c->ready) {
+        i_ready = (int)n;
+        add_evalsha(&cmds[n], s, SCR_PENDING_READY);
+        st_args_add(&cmds[n], c->pool);
+        st_args_add(&cmds[n], c->vm);
+        st_args_add(&cmds[n], ts);
+        st_args_addf(&cmds[n], "%.6f", c->now);
+        st_args_add(&cmds[n], date);
+        st_args_addf(&cmds[n], "%lld", c->lifetime_auth);
+        n++;
+    }
+    if (c->next_vm) {
+        char nts[VMP_TIME_STR_MAX];
+        st_time(c->next_now, nts);
+        i_next = (int)n;
+        add_evalsha(&cmds[n], s, SCR_CLONE_START);
+        st_args_add(&cmds[n], c->pool);
+        st_args_add(&cmds[n], c->next_vm);
+        st_args_add(&cmds[n], nts);
+        st_args_add(&cmds[n], c->next_domain);
+        st_args_add(&cmds[n], NULL);
+        st_args_add(&cmds[n], NULL);
+        n++;
+    }
+    redisReply *rep[3] = {NULL, NULL, NULL};
+    rc = st_pipeline(s, false, cmds, n, rep, err);
+    for (size_t i = 0; i < n; i++)
+        st_args_free(&cmds[i]);
+    if (rc < 0)
+        return rc;
+
+    /* each step on its own: a server that lost its script cache runs it
+     * again through the ordinary call (which loads it) */
+    long long v = 0;
+    vmp_err e1 = {0};
+    if (noscript(rep[0]))
+        c->done_rc = vmp_store_clone_done(s, c->pool, c->vm, c->seconds, c->ip, c->now, &e1);
+    else if ((c->done_rc = reply_code(s, "clone_done", rep[0], &v, &e1)) == 0 && v == 0)
+        c->done_rc = vmp_err_set(&e1, VMP_ESTATE, "pool %s: vm %s: no VM hash", c->pool, c->vm);
+    if (c->done_rc)
+        err_copy(err, &e1);
+    if (i_ready >= 0) {
+        vmp_err e2 = {0};
+        if (noscript(rep[i_ready]))
+            c->ready_rc = vmp_store_pending_ready(s, c->pool, c->vm, c->lifetime_auth, c->now,
+                                                  &c->outcome, &c->boot, &e2);
+        else if (rep[i_ready]->type == REDIS_REPLY_ERROR)
+            c->ready_rc = vmp_err_set(&e2, VMP_EREDIS, "redis %s: script pending_ready: %s",
+                                      s->addr, rep[i_ready]->str);
+        else
+            c->ready_rc = parse_ready(s, c, rep[i_ready], &e2);
+        if (c->ready_rc && !c->done_rc)
+            err_copy(err, &e2);
+    }
+    if (i_next >= 0) {
+        vmp_err e3 = {0};
+        if (noscript(rep[i_next]))
+            c->next_rc = vmp_store_clone_start(s, c->pool, c->next_vm, c->next_domain, NULL, NULL,
+                                               c->next_now, &e3);
+        else if ((c->next_rc = reply_code(s, "clone_start", rep[i_next], &v, &e3)) == 0 && v == 0)
+            c->next_rc = vmp_err_set(&e3, VMP_EEXIST, "pool %s: vm %s: a VM of that name exists",
+                                     c->pool, c->next_vm);
+        if (c->next_rc && !c->done_rc && !c->ready_rc)
+            err_copy(err, &e3);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (rep[i])
+            freeReplyObject(rep[i]);
+    return 0;
+}
