@@ -1401,6 +1401,62 @@ static void test_two_engines_counts(void **state)
     fx_free(b);
 }
 
+/* A clone task goes on with its pool's next clones: with one slot, one pass
+ * fills the pool; each VM is recorded (clone time, ready time) whether it
+ * was found ready at once or not. */
+static void test_clone_chain(void **state)
+{
+    NEED_REDIS();
+    fx *f = fx_new("---\n:config:\n  task_limit: 1\n  vm_checktime: 1\n" POOL1(4)
+                   "  - name: pool2\n    template: t/b\n    size: 3\n    provider: mock\n");
+    vmp_mock *m = fx_mock(f, NULL);
+    vmp_mock_block(m, VMP_MOCK_CREATE_VM);
+    vmp_err err = {0};
+    vmp_engine_pass_result r;
+    assert_int_equal(vmp_engine_run_pass(f->e, "pool1", &r, &err), 0);
+    assert_int_equal(r.cloned, 1);
+    assert_true(vmp_mock_wait_blocked(m, VMP_MOCK_CREATE_VM, 1, 5));
+    /* recorded pending before the provider was asked */
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_PENDING), 1);
+    vmp_mock_unblock(m, VMP_MOCK_CREATE_VM);
+    assert_int_equal(vmp_engine_wait_idle(f->e, 10), 0);
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_READY), 4);
+    assert_int_equal(fx_count(f, "pool1", VMP_VM_PENDING), 0);
+    assert_int_equal(vmp_mock_calls(m, VMP_MOCK_CREATE_VM), 4);
+    assert_int_equal(vmp_mock_max_in_flight(m), 1);
+    vmp_strlist l = VMP_STRLIST_INIT;
+    assert_int_equal(vmp_store_set_members(f->st, "pool1", VMP_VM_READY, &l, &err), 0);
+    for (size_t i = 0; i < l.n; i++) {
+        char *v = fx_field(f, l.v[i], "clone_time");
+        assert_non_null(v);
+        free(v);
+        v = fx_field(f, l.v[i], "ready");
+        assert_non_null(v);
+        free(v);
+    }
+    vmp_strlist_clear(&l);
+    assert_int_equal(rec_count(&f->rec, "timing time_to_ready_state.pool1"), 4);
+    assert_int_equal(rec_count(&f->rec, "timing clone.pool1"), 4);
+    assert_key(f, "tasks__clone", "0");
+
+    /* not ready at once: they stay pending, their clone recorded */
+    vmp_mock_set_ready_default(m, false);
+    fx_pass(f, "pool2");
+    assert_int_equal(fx_count(f, "pool2", VMP_VM_PENDING), 3);
+    assert_int_equal(vmp_store_set_members(f->st, "pool2", VMP_VM_PENDING, &l, &err), 0);
+    for (size_t i = 0; i < l.n; i++) {
+        char *v = fx_field(f, l.v[i], "clone_time");
+        assert_non_null(v);
+        free(v);
+        assert_int_equal(vmp_mock_set_vm_ready(m, "pool2", l.v[i], true), 0);
+    }
+    vmp_strlist_clear(&l);
+    fx_pass(f, "pool2");
+    assert_int_equal(fx_count(f, "pool2", VMP_VM_READY), 3);
+    assert_int_equal(vmp_mock_calls(m, VMP_MOCK_CREATE_VM), 7);
+    fx_free(f);
+}
+
 /* ---- disk and snapshot queues (§4.6) -------------------------------------------------------- */
 
 static void test_task_queues(void **state)
@@ -2068,6 +2124,7 @@ int main(void)
         cmocka_unit_test(test_live_and_reused_pid_managers),
         cmocka_unit_test(test_remote_manager_expires),
         cmocka_unit_test(test_two_engines_counts),
+        cmocka_unit_test(test_clone_chain),
         cmocka_unit_test(test_task_queues),
         cmocka_unit_test(test_ondemand),
         cmocka_unit_test(test_ondemand_retry_and_failure),
