@@ -13,7 +13,7 @@ build=${VMP_BENCH_BUILD:-$root/build-bench-api}
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target vmpool-api-test-server -j"$(nproc)" >/dev/null
 dir=$(mktemp -d /tmp/vmp-api-bench-XXXXXX)
-cc -O2 -o "$dir/api_bench" "$root/bench/api_bench.c" -lpthread
+cc -O2 -o "$dir/api_bench" "$root/bench/api_bench.c"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -52,7 +52,7 @@ cat >"$dir/vmpool.yaml" <<YAML
     dns_plugin: example
 YAML
 "$build/tests/vmpool-api-test-server" --config "$dir/vmpool.yaml" \
-  --redis-socket "$sock" --threads "${VMP_BENCH_THREADS:-4}" --port-file "$dir/port" >"$dir/server.log" 2>&1 &
+  --redis-socket "$sock" ${VMP_BENCH_THREADS:+--threads "$VMP_BENCH_THREADS"} --port-file "$dir/port" >"$dir/server.log" 2>&1 &
 server=$!
 pids+=($server)
 for _ in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done

@@ -26,6 +26,14 @@
 static void store_destructor(void *p) { vmp_store_free(p); }
 static void events_stop(vmp_api *api);
 
+/* One worker per CPU: a worker blocks only for its Redis round trip, and
+ * more runnable threads than cores only add context switches. */
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 2 ? 2 : n > 16 ? 16 : (unsigned)n;
+}
+
 int vmp_api_new(const vmp_api_opts *opts, vmp_api **out, vmp_err *err)
 {
     int rc = 0;
@@ -67,7 +75,7 @@ int vmp_api_new(const vmp_api_opts *opts, vmp_api **out, vmp_err *err)
         rc = vmp_err_set(err, VMP_EINVAL, "api: bad listen port %d", opts->listen_port);
         goto out;
     }
-    api->threads = opts->threads ? opts->threads : 4;
+    api->threads = opts->threads ? opts->threads : default_threads();
     api->clock = opts->clock ? opts->clock : vmp_clock_system();
     api->metrics = opts->metrics ? opts->metrics : vmp_metrics_null();
     api->body_limit = opts->body_limit ? opts->body_limit : VMP_API_DEFAULT_BODY_LIMIT;
@@ -204,7 +212,11 @@ void api_event(vmp_api *api, const char *type, const char *pool)
         if (api->nev < api->capev) {
             api->ev[api->nev++] = e;
             e = NULL;
-            pthread_cond_signal(&api->ev_cond);
+            /* While the thread gathers a batch it will find this event
+             * when its wait ends: waking it would cost a context switch
+             * on the request path for nothing. */
+            if (api->ev_idle)
+                pthread_cond_signal(&api->ev_cond);
         }
     }
     pthread_mutex_unlock(&api->ev_lock);
@@ -220,8 +232,10 @@ static void *event_thread(void *ud)
     size_t nbatch = 0;
     pthread_mutex_lock(&api->ev_lock);
     while (1) {
+        api->ev_idle = true;
         while (api->nev == 0 && !api->ev_stop)
             pthread_cond_wait(&api->ev_cond, &api->ev_lock);
+        api->ev_idle = false;
         if (api->nev == 0 && api->ev_stop)
             break;
         /* take everything pending: events that piled up meanwhile go out
@@ -261,7 +275,7 @@ static void *event_thread(void *ud)
         }
         while (!api->ev_stop &&
                pthread_cond_timedwait(&api->ev_cond, &api->ev_lock, &until) != ETIMEDOUT)
-            ;
+            ; /* only events_stop signals here */
     }
     pthread_mutex_unlock(&api->ev_lock);
     vmp_store_free(s);
@@ -854,7 +868,7 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
         flags, 0, NULL, NULL, on_request, api, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_THREAD_POOL_SIZE, api->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024), MHD_OPTION_END);
     if (!api->daemon) {
         close(fd);
         events_stop(api);

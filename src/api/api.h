@@ -52,8 +52,8 @@ typedef struct vmp_api_opts {
     /* > 0: that port; 0: config->api.listen_port, else 4567;
      * VMP_API_PORT_ANY: any free port. */
     int listen_port;
-    /* Worker threads of the HTTP server; 0: 4. Each holds one Redis
-     * connection. */
+    /* Worker threads of the HTTP server; 0: one per online CPU (at least
+     * 2, at most 16). Each holds one Redis connection. */
     unsigned threads;
     /* Time source for everything written to Redis and for the rate limiter
      * windows (borrowed); NULL: the system clock. */

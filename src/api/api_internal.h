@@ -75,6 +75,7 @@ struct vmp_api {
     pthread_cond_t ev_cond;
     pthread_t ev_thread;
     bool ev_running, ev_stop;
+    bool ev_idle; /* the event thread waits for a first event */
     char **ev; /* "type\0pool" pairs as "type pool" strings */
     size_t nev, capev;
 };
