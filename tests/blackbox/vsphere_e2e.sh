@@ -9,6 +9,8 @@
 #   - checkout with migration (migration_limit): the VM moves to the least
 #     used host of its cluster, with migration_time / checkout_to_migration
 #     in Redis; a second checkout whose host is already the least used stays;
+#   - a disk, two snapshots and a revert on the checked-out VM, queued
+#     through the API and carried out by the engine;
 #   - return (DELETE): running -> completed -> destroyed in vcsim, refill;
 #   - a clone that outlives task_timeout: the VM vcsim made anyway is
 #     discovered and destroyed by the engine's reconcile;
@@ -187,6 +189,29 @@ bb_eq "the global migration set is empty again" 0 "$(bb_redis SCARD vmpooler__mi
 bb_check "the API reports host and migrated" bash -c \
   "curl -sf '$api/vm/$vm1' | grep -q '\"host\": *\"$target\"' &&
    curl -sf '$api/vm/$vm1' | grep -q '\"migrated\": *\"\\?true'"
+
+# ---- disk and snapshot tasks on the checked-out VM (API -> engine -> vcsim) ----
+vm1_path=DC0/vm/vmpool/alpha/$vm1
+bb_eq "vcsim: the clone has one disk" 1 "$(vs_vm_disks "$vm1_path")"
+bb_check "POST /vm/$vm1/disk/1 is accepted" \
+  bash -c "curl -sf -X POST '$api/vm/$vm1/disk/1' | grep -q '\"ok\": *true'"
+bb_check "the engine records the disk (+1gb)" bb_wait_for "disk of $vm1" 20 hget_is "$vm1" disk +1gb
+bb_eq "vcsim: the VM has a second disk" 2 "$(vs_vm_disks "$vm1_path")"
+snapshot_of() { curl -sf -X POST "$api/vm/$vm1/snapshot" | sed -n 's/.*"snapshot": *"\([^"]*\)".*/\1/p'; }
+snap1=$(snapshot_of)
+bb_check "POST /vm/$vm1/snapshot names a snapshot ($snap1)" test -n "$snap1"
+bb_check "the engine records snapshot 1" bb_wait_for "snapshot 1" 20 hget_set "$vm1" "snapshot:$snap1"
+snap2=$(snapshot_of)
+bb_check "the engine records snapshot 2" bb_wait_for "snapshot 2" 20 hget_set "$vm1" "snapshot:$snap2"
+bb_eq "vcsim: the VM has both snapshots" "$(printf '%s\n' "$snap1" "$snap2" | sort)" \
+  "$(vs_vm_snapshots "$vm1_path")"
+bb_eq "vcsim: the current snapshot is the second" "$snap2" "$(vs_vm_current_snapshot "$vm1_path")"
+bb_check "POST /vm/$vm1/snapshot/<first> queues a revert" \
+  bash -c "curl -sf -X POST '$api/vm/$vm1/snapshot/$snap1' | grep -q '\"ok\": *true'"
+bb_check "the engine reverts (logged)" bb_wait_for "revert logged" 20 \
+  grep -q "vm=$vm1 reverted to snapshot '$snap1'" "$BB_TMP/vmpoold.log"
+bb_eq "vcsim: the current snapshot is the first again" "$snap1" \
+  "$(vs_vm_current_snapshot "$vm1_path")"
 
 # Now the template's host is the least used: a checkout stays where it is.
 vs_host_cpu "$tmpl_host" 50

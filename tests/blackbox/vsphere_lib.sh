@@ -65,6 +65,33 @@ vs_prop() {
     sed -n "s|.*<name>$3</name><val[^>]*>\([^<]*\)</val>.*|\1|p"
 }
 
+# vs_prop_xml TYPE ID PROPERTY: the whole answer of a read of one property
+# (for structured values: devices, snapshot trees).
+vs_prop_xml() {
+  vs_soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>$1</type><pathSet>$3</pathSet></propSet><objectSet><obj type=\"$1\">$2</obj></objectSet></specSet><options/></RetrievePropertiesEx>"
+}
+
+# vs_vm_disks PATH: how many virtual disks a VM has.
+vs_vm_disks() {
+  vs_prop_xml VirtualMachine "$(vs_find_id "$1")" config.hardware.device |
+    grep -o 'type="VirtualDisk"' | grep -c .
+}
+
+# vs_vm_snapshots PATH: the names in a VM's snapshot tree, sorted.
+vs_vm_snapshots() {
+  vs_prop_xml VirtualMachine "$(vs_find_id "$1")" snapshot |
+    grep -o '<name>[^<]*</name>' | sed 's|</\?name>||g' | grep -vx snapshot | sort
+}
+
+# vs_vm_current_snapshot PATH: the name of a VM's current snapshot.
+vs_vm_current_snapshot() {
+  local xml cur
+  xml=$(vs_prop_xml VirtualMachine "$(vs_find_id "$1")" snapshot)
+  cur=$(sed -n 's|.*<currentSnapshot type="VirtualMachineSnapshot">\([^<]*\)</currentSnapshot>.*|\1|p' <<<"$xml")
+  [ -n "$cur" ] || return 1
+  sed -n "s|.*>$cur</snapshot><vm [^>]*>[^<]*</vm><name>\([^<]*\)</name>.*|\1|p" <<<"$xml"
+}
+
 # vs_vm_host PATH: the name of the host a VM runs on.
 vs_vm_host() {
   local id host
