@@ -163,44 +163,6 @@ static int reserve_name(vmp_engine *e, eng_task *t, const vmp_pool_cfg *pc, vmp_
     return vmp_err_set(err, VMP_EEXIST, "unable to generate a unique hostname after 3 attempts");
 }
 
-/* Clones one task makes in a row for its pool before it gives its slot
- * back (so other pools get their turn). */
-#define CLONE_CHAIN_MAX 16
-
-/* The next clone of t's pool for this same task, when the pool still wants
- * clones: a name is chosen and the VM record made and held; the pool's
- * deficit is taken as dispatch would. NULL when there is none to make. */
-static eng_vm *chain_take(vmp_engine *e, eng_task *t, unsigned *seed, char *name, size_t len)
-{
-    eng_pool *p = t->pool;
-    pthread_mutex_lock(&e->lock);
-    bool want = !t->ondemand && !e->stopping && p->configured && p->leased &&
-                p->prov == t->prov && p->deficit > 0 && t->gen == e->cur &&
-                t->epoch == p->tmpl_epoch;
-    pthread_mutex_unlock(&e->lock);
-    if (!want)
-        return NULL;
-    const char *prefix = t->gen->cfg->global.prefix ? t->gen->cfg->global.prefix : "";
-    char gen[VMP_NAME_MAX];
-    if (!eng_hook_vm_name(e, p->name, gen, sizeof gen))
-        eng_name_generate(seed, gen, sizeof gen);
-    snprintf(name, len, "%s%s", prefix, gen);
-    double now = eng_now(e);
-    eng_vm *rec = NULL;
-    pthread_mutex_lock(&e->lock);
-    if (p->deficit > 0 && !e->stopping && !eng_vmtab_get(&p->vms, name) &&
-        (rec = eng_vmtab_add(&p->vms, name)))
-    {
-        rec->busy = true;
-        rec->clone_t = now;
-        rec->state = VMP_VM_PENDING;
-        p->deficit--;
-        p->unrecorded++;
-    }
-    pthread_mutex_unlock(&e->lock);
-    return rec;
-}
-
 void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
 {
     eng_pool *p = t->pool;
@@ -221,8 +183,6 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
     t->n = 1; /* the unrecorded count is settled */
     if (rc == 0)
         t->vm = rec;
-    e->rnd = e->rnd * 1103515245u + 12345u;
-    unsigned seed = e->rnd ^ (unsigned)(uintptr_t)t;
     pthread_mutex_unlock(&e->lock);
     if (rc != 0) {
         vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, NULL, "clone failed: %s", err.msg);
@@ -232,127 +192,89 @@ void eng_task_clone(vmp_engine *e, eng_task *t, vmp_store *st)
         return;
     }
 
-    for (int chain = 1;; chain++) {
-        vmp_log_vm(VMP_LOG_DEBUG, ENG_SUBSYS, p->name, name, "starting clone");
-        double t0 = vmp_monotonic();
-        vmp_err perr = {0};
-        rc = vmp_provider_create_vm(t->prov->p, p->name, name, NULL, &perr);
-        char ip[VMP_IP_MAX] = "";
-        if (rc == 0) {
-            int irc =
-                vmp_provider_get_vm_ip_address(t->prov->p, p->name, name, ip, sizeof ip, &perr);
-            if (irc == VMP_ENOTSUP) {
-                ip[0] = '\0';
-            } else if (irc != 0 || !ip[0]) {
-                rc = irc ? irc : VMP_EFAILED;
-                if (!perr.msg[0] || irc == 0)
-                    vmp_err_set(&perr, rc, "failed to obtain IP address for %s", name);
-                else
-                    vmp_err_prefix(&perr, "failed to obtain IP address");
-            }
-        }
-        double secs = vmp_monotonic() - t0;
-        if (rc != 0) {
-            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "clone failed after %.2f s: %s",
-                       secs, perr.msg);
-            vmp_err ferr = {0};
-            if (vmp_store_clone_failed(st, p->name, name, perr.msg, vmp_strerror(rc), &ferr) != 0)
-                vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "recording the failure: %s",
-                           ferr.msg);
-            eng_event(e, VMP_ENGINE_EV_CLONE_FAILED, p->name, name, secs, perr.msg);
-            if (t->ondemand)
-                eng_ondemand_vm_failed(e, st, p->name, name, t->arg, t->arg2, rc, perr.msg);
-            pthread_mutex_lock(&e->lock);
-            rec->state = -1; /* gone from pending: forget it at the next pass */
-            pthread_mutex_unlock(&e->lock);
-            return;
-        }
-        double now = eng_now(e);
-        pthread_mutex_lock(&e->lock);
-        bool stale = t->epoch != p->tmpl_epoch;
-        bool stopping = e->stopping;
-        pthread_mutex_unlock(&e->lock);
-
-        /* Check it at once, still holding it, rather than at the next pass
-         * (not while stopping: nothing new starts then). When it is ready,
-         * recording the clone, moving it to ready and recording the pool's
-         * next clone as pending go to Redis in one round trip. */
-        bool ready = false;
-        if (!stale && !stopping) {
-            vmp_err rerr = {0};
-            if (vmp_provider_vm_ready(t->prov->p, p->name, name, &ready, &rerr) != 0) {
-                vmp_log_vm(VMP_LOG_DEBUG, ENG_SUBSYS, p->name, name, "not ready: %s", rerr.msg);
-                ready = false;
-            }
-        }
-        char next[VMP_NAME_MAX] = "";
-        eng_vm *nrec = NULL;
-        if (!stale && !stopping && chain < CLONE_CHAIN_MAX)
-            nrec = chain_take(e, t, &seed, next, sizeof next);
-        vmp_store_clone_step cs = {
-            .pool = p->name,
-            .vm = name,
-            .seconds = secs,
-            .ip = ip[0] ? ip : NULL,
-            .now = now,
-            .ready = ready,
-            .lifetime_auth = t->gen->cfg->global.vm_lifetime_auth,
-            .next_vm = nrec ? next : NULL,
-            .next_domain = pc->domain,
-            .next_now = now,
-        };
-        vmp_err cerr = {0};
-        int src = vmp_store_clone_step_run(st, &cs, &cerr);
-        if (src != 0)
-            cs.done_rc = cs.ready_rc = cs.next_rc = src;
-        if (cs.done_rc != 0)
-            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "recording the clone: %s",
-                       cerr.msg);
-        vmp_metrics_gauge(e->metrics, secs, "vmpooler_clone.%s", p->name);
-        vmp_metrics_timing(e->metrics, secs, "clone.%s", p->name);
-        vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, name, "cloned in %.2f seconds", secs);
-        eng_event(e, VMP_ENGINE_EV_CLONE_DONE, p->name, name, secs, NULL);
-
-        if (stale) {
-            /* the template changed while it was cloning: not worth keeping */
-            vmp_err merr = {0};
-            if (vmp_store_move(st, p->name, name, VMP_VM_PENDING, VMP_VM_COMPLETED, &merr) == 0)
-                vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, name,
-                           "cloned from the previous template; moved to completed");
-        } else if (!stopping) {
-            if (ready && cs.ready_rc == 0)
-                eng_pending_ready_apply(e, p, rec, cs.outcome, cs.boot, now);
-            else if (ready && cs.ready_rc != VMP_ESTATE) /* ESTATE: moved away meanwhile */
-                vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "moving to ready: %s",
-                           cerr.msg);
-            else if (!ready)
-                eng_fail_pending(e, p, pc, t->gen, rec, name, true, st);
-        }
-        if (!nrec)
-            return;
-
-        /* go on with the next clone: let this VM go, hold the next */
-        pthread_mutex_lock(&e->lock);
-        if (p->unrecorded > 0)
-            p->unrecorded--;
-        if (cs.next_rc != 0) {
-            nrec->busy = false;
-            eng_vmtab_del(&p->vms, nrec);
-            if (p->leased && p->configured)
-                p->deficit++; /* dispatched again when this task ends */
-            pthread_mutex_unlock(&e->lock);
-            if (cs.next_rc != VMP_EEXIST)
-                vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, next, "recording the clone: %s",
-                           cerr.msg);
+    vmp_log_vm(VMP_LOG_DEBUG, ENG_SUBSYS, p->name, name, "starting clone");
+    double t0 = vmp_monotonic();
+    vmp_err perr = {0};
+    rc = vmp_provider_create_vm(t->prov->p, p->name, name, NULL, &perr);
+    char ip[VMP_IP_MAX] = "";
+    if (rc == 0) {
+        int irc = vmp_provider_get_vm_ip_address(t->prov->p, p->name, name, ip, sizeof ip, &perr);
+        if (irc == VMP_ENOTSUP) {
+            ip[0] = '\0';
+        } else if (irc != 0 || !ip[0]) {
+            rc = irc ? irc : VMP_EFAILED;
+            if (!perr.msg[0] || irc == 0)
+                vmp_err_set(&perr, rc, "failed to obtain IP address for %s", name);
             else
-                vmp_metrics_increment(e->metrics, "vmpooler_errors.duplicatehostname.%s",
-                                      p->name);
-            return;
+                vmp_err_prefix(&perr, "failed to obtain IP address");
         }
-        eng_vm_unlock(e, p, rec);
-        t->vm = nrec;
-        rec = nrec;
+    }
+    double secs = vmp_monotonic() - t0;
+    if (rc != 0) {
+        vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "clone failed after %.2f s: %s", secs,
+                   perr.msg);
+        vmp_err ferr = {0};
+        if (vmp_store_clone_failed(st, p->name, name, perr.msg, vmp_strerror(rc), &ferr) != 0)
+            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "recording the failure: %s",
+                       ferr.msg);
+        eng_event(e, VMP_ENGINE_EV_CLONE_FAILED, p->name, name, secs, perr.msg);
+        if (t->ondemand)
+            eng_ondemand_vm_failed(e, st, p->name, name, t->arg, t->arg2, rc, perr.msg);
+        pthread_mutex_lock(&e->lock);
+        rec->state = -1; /* gone from pending: forget it at the next pass */
         pthread_mutex_unlock(&e->lock);
-        vmp_strlcpy(name, next, sizeof name);
+        return;
+    }
+    double now = eng_now(e);
+    pthread_mutex_lock(&e->lock);
+    bool stale = t->epoch != p->tmpl_epoch;
+    bool stopping = e->stopping;
+    pthread_mutex_unlock(&e->lock);
+
+    /* Check it at once, still holding it, rather than at the next pass
+     * (not while stopping: nothing new starts then). When it is ready,
+     * recording the clone and moving it to ready go to Redis in one
+     * round trip. */
+    bool ready = false;
+    if (!stale && !stopping) {
+        vmp_err rerr = {0};
+        if (vmp_provider_vm_ready(t->prov->p, p->name, name, &ready, &rerr) != 0) {
+            vmp_log_vm(VMP_LOG_DEBUG, ENG_SUBSYS, p->name, name, "not ready: %s", rerr.msg);
+            ready = false;
+        }
+    }
+    vmp_store_clone_step cs = {
+        .pool = p->name,
+        .vm = name,
+        .seconds = secs,
+        .ip = ip[0] ? ip : NULL,
+        .now = now,
+        .ready = ready,
+        .lifetime_auth = t->gen->cfg->global.vm_lifetime_auth,
+    };
+    vmp_err cerr = {0};
+    int src = vmp_store_clone_step_run(st, &cs, &cerr);
+    if (src != 0)
+        cs.done_rc = cs.ready_rc = src;
+    if (cs.done_rc != 0)
+        vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "recording the clone: %s", cerr.msg);
+    vmp_metrics_gauge(e->metrics, secs, "vmpooler_clone.%s", p->name);
+    vmp_metrics_timing(e->metrics, secs, "clone.%s", p->name);
+    vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, name, "cloned in %.2f seconds", secs);
+    eng_event(e, VMP_ENGINE_EV_CLONE_DONE, p->name, name, secs, NULL);
+
+    if (stale) {
+        /* the template changed while it was cloning: not worth keeping */
+        vmp_err merr = {0};
+        if (vmp_store_move(st, p->name, name, VMP_VM_PENDING, VMP_VM_COMPLETED, &merr) == 0)
+            vmp_log_vm(VMP_LOG_INFO, ENG_SUBSYS, p->name, name,
+                       "cloned from the previous template; moved to completed");
+    } else if (!stopping) {
+        if (ready && cs.ready_rc == 0)
+            eng_pending_ready_apply(e, p, rec, cs.outcome, cs.boot, now);
+        else if (ready && cs.ready_rc != VMP_ESTATE) /* ESTATE: moved away meanwhile */
+            vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, p->name, name, "moving to ready: %s", cerr.msg);
+        else if (!ready)
+            eng_fail_pending(e, p, pc, t->gen, rec, name, true, st);
     }
 }

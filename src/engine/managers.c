@@ -153,8 +153,7 @@ long long eng_managers_sync(vmp_engine *e, vmp_store *st, unsigned flags)
         }
         long long freed = 0;
         if (vmp_store_manager_reap(st, owner, (const char *const *)leases.v, leases.n, &freed,
-                                   &err) != 0)
-        {
+                                   &err) != 0) {
             vmp_log(VMP_LOG_WARN, ENG_SUBSYS, "forgetting dead manager %s: %s", owner, err.msg);
             continue;
         }

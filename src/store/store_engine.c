@@ -41,13 +41,7 @@
     "  end\n"                                                                                      \
     "end\n"
 
-enum {
-    SE_BEAT = 0,
-    SE_REAP,
-    SE_MIG_CLAIM,
-    SE_MIG_RELEASE,
-    SE_COUNT
-};
+enum { SE_BEAT = 0, SE_REAP, SE_MIG_CLAIM, SE_MIG_RELEASE, SE_COUNT };
 
 typedef struct se_script {
     const char *name;

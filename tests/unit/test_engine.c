@@ -1401,10 +1401,10 @@ static void test_two_engines_counts(void **state)
     fx_free(b);
 }
 
-/* A clone task goes on with its pool's next clones: with one slot, one pass
- * fills the pool; each VM is recorded (clone time, ready time) whether it
- * was found ready at once or not. */
-static void test_clone_chain(void **state)
+/* With one clone slot, one pass fills the pool (each clone's end starts the
+ * next); each VM is recorded (clone time, ready time, in one round trip when
+ * found ready at once) whether it was found ready at once or not. */
+static void test_clone_one_slot(void **state)
 {
     NEED_REDIS();
     fx *f = fx_new("---\n:config:\n  task_limit: 1\n  vm_checktime: 1\n" POOL1(4)
@@ -2124,7 +2124,7 @@ int main(void)
         cmocka_unit_test(test_live_and_reused_pid_managers),
         cmocka_unit_test(test_remote_manager_expires),
         cmocka_unit_test(test_two_engines_counts),
-        cmocka_unit_test(test_clone_chain),
+        cmocka_unit_test(test_clone_one_slot),
         cmocka_unit_test(test_task_queues),
         cmocka_unit_test(test_ondemand),
         cmocka_unit_test(test_ondemand_retry_and_failure),
