@@ -586,11 +586,9 @@ int vmp_store_migration_release(vmp_store *s, const char *vm, vmp_err *err);
 
 /* A clone's bookkeeping in one round trip (pipelined scripts, each one
  * atomic as on its own): clone done (vmp_store_clone_done), then when ready
- * pending -> ready (vmp_store_pending_ready), then when next_vm is set the
- * next clone of the same pool recorded pending (vmp_store_clone_start; no
- * on-demand fields). Returns 0 when the round trip happened; each step's
- * result is in done_rc / ready_rc / next_rc (0, VMP_ESTATE, VMP_EEXIST for
- * a taken name, VMP_EREDIS), err holds the first step error. */
+ * pending -> ready (vmp_store_pending_ready). Returns 0 when the round trip
+ * happened; each step's result is in done_rc / ready_rc (0, VMP_ESTATE,
+ * VMP_EREDIS), err holds the first step error. */
 typedef struct vmp_store_clone_step {
     const char *pool, *vm;
     double seconds;   /* the clone took */
@@ -598,11 +596,8 @@ typedef struct vmp_store_clone_step {
     double now;
     bool ready;       /* also move it pending -> ready */
     long long lifetime_auth;
-    const char *next_vm; /* NULL: no next clone */
-    const char *next_domain;
-    double next_now;
     /* results */
-    int done_rc, ready_rc, next_rc;
+    int done_rc, ready_rc;
     vmp_ready_outcome outcome;
     double boot; /* boot seconds, -1 unknown */
 } vmp_store_clone_step;

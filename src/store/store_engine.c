@@ -351,7 +351,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
 {
     if (!s || !c || !c->pool || !c->vm)
         return vmp_err_set(err, VMP_EINVAL, "vmp_store_clone_step_run: bad arguments");
-    c->done_rc = c->ready_rc = c->next_rc = 0;
+    c->done_rc = c->ready_rc = 0;
     c->outcome = VMP_READY_POOL;
     c->boot = -1;
     st_sigpipe g;
@@ -361,7 +361,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
     if (rc < 0)
         return rc;
 
-    st_args cmds[3];
+    st_args cmds[2];
     memset(cmds, 0, sizeof cmds);
     size_t n = 0;
     char date[16], secs[32], ts[VMP_TIME_STR_MAX];
@@ -376,7 +376,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
     st_args_add(&cmds[n], secs);
     st_args_add(&cmds[n], c->ip);
     n++;
-    int i_ready = -1, i_next = -1;
+    int i_ready = -1;
     if (c->ready) {
         i_ready = (int)n;
         add_evalsha(&cmds[n], s, SCR_PENDING_READY);
@@ -388,20 +388,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
         st_args_addf(&cmds[n], "%lld", c->lifetime_auth);
         n++;
     }
-    if (c->next_vm) {
-        char nts[VMP_TIME_STR_MAX];
-        st_time(c->next_now, nts);
-        i_next = (int)n;
-        add_evalsha(&cmds[n], s, SCR_CLONE_START);
-        st_args_add(&cmds[n], c->pool);
-        st_args_add(&cmds[n], c->next_vm);
-        st_args_add(&cmds[n], nts);
-        st_args_add(&cmds[n], c->next_domain);
-        st_args_add(&cmds[n], NULL);
-        st_args_add(&cmds[n], NULL);
-        n++;
-    }
-    redisReply *rep[3] = {NULL, NULL, NULL};
+    redisReply *rep[2] = {NULL, NULL};
     rc = st_pipeline(s, false, cmds, n, rep, err);
     for (size_t i = 0; i < n; i++)
         st_args_free(&cmds[i]);
@@ -430,17 +417,6 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
             c->ready_rc = parse_ready(s, c, rep[i_ready], &e2);
         if (c->ready_rc && !c->done_rc)
             err_copy(err, &e2);
-    }
-    if (i_next >= 0) {
-        vmp_err e3 = {0};
-        if (noscript(rep[i_next]))
-            c->next_rc = vmp_store_clone_start(s, c->pool, c->next_vm, c->next_domain, NULL, NULL,
-                                               c->next_now, &e3);
-        else if ((c->next_rc = reply_code(s, "clone_start", rep[i_next], &v, &e3)) == 0 && v == 0)
-            c->next_rc = vmp_err_set(&e3, VMP_EEXIST, "pool %s: vm %s: a VM of that name exists",
-                                     c->pool, c->next_vm);
-        if (c->next_rc && !c->done_rc && !c->ready_rc)
-            err_copy(err, &e3);
     }
     for (size_t i = 0; i < n; i++)
         if (rep[i])
