@@ -5,7 +5,9 @@
  */
 #include "dummy.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -315,6 +317,54 @@ static int init_sync(dummy *d)
     return rc;
 }
 
+/* A clone that was in progress when the process holding the file died was
+ * never finished by anyone: like a backend that completes a clone task on
+ * its own, finish it now, so the VM becomes ready instead of waiting for
+ * the pending timeout. */
+static size_t finish_interrupted_clones(dummy *d)
+{
+    size_t n = 0;
+    for (dummy_pool *p = d->st.head; p; p = p->next) {
+        for (dummy_vm *vm = p->head; vm; vm = vm->next) {
+            if (!vm->dummy_state || strcmp(vm->dummy_state, "CLONING") != 0)
+                continue;
+            if (dummy_vm_set(&vm->dummy_state, "RUNNING") != 0)
+                continue;
+            vmp_log_vm(VMP_LOG_INFO, d->subsys, p->name, vm->name,
+                       "clone interrupted by a restart: finished");
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Removes "<filename>.tmp.*" files a killed process left behind while
+ * writing the backing file (the file itself is always whole: it is
+ * replaced by rename). */
+static void remove_stale_temp_files(const dummy *d)
+{
+    char dir_buf[4096], base_buf[4096];
+    if (vmp_strlcpy(dir_buf, d->o.filename, sizeof dir_buf) != 0 ||
+        vmp_strlcpy(base_buf, d->o.filename, sizeof base_buf) != 0)
+        return;
+    const char *dir = dirname(dir_buf);
+    char prefix[4200];
+    snprintf(prefix, sizeof prefix, "%s.tmp.", basename(base_buf));
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        char path[8400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            vmp_log(VMP_LOG_INFO, d->subsys, "removed %s, left by an interrupted write", path);
+    }
+    closedir(dh);
+}
+
 static int dummy_open(vmp_provider *p, void **self, vmp_err *err)
 {
     int rc = 0;
@@ -350,6 +400,10 @@ static int dummy_open(vmp_provider *p, void **self, vmp_err *err)
         if (found)
             vmp_log(VMP_LOG_INFO, d->subsys, "loaded %zu VMs in %zu pools from %s", d->st.n_vms,
                     d->st.n_pools, d->o.filename);
+        remove_stale_temp_files(d);
+        if (found && finish_interrupted_clones(d) > 0 &&
+            (rc = dummy_state_save_file(&d->st, d->o.filename, err)) != 0)
+            goto out;
     }
     vmp_log(VMP_LOG_DEBUG, d->subsys, "connection pool of size %lld with timeout %gs",
             d->o.pool_size, d->o.pool_timeout);
