@@ -123,6 +123,23 @@ kill -TERM "$daemon"
 wait "$daemon"
 bb_eq "manager-only SIGTERM: exit 0" 0 $?
 
+# ---- --daemonize ---------------------------------------------------------------
+"$VMPOOLD" --config "$BB_TMP/good.yaml" --manager --daemonize \
+  --pidfile "$BB_TMP/daemon.pid" --log-file "$BB_TMP/daemonized.log"
+bb_eq "--daemonize: the launcher exits 0 at once" 0 $?
+bb_check "--daemonize: pid file written" bb_wait_for "pid file" 10 test -s "$BB_TMP/daemon.pid"
+dpid=$(cat "$BB_TMP/daemon.pid" 2>/dev/null)
+[ -n "$dpid" ] && BB_PIDS+=("$dpid")
+bb_check "--daemonize: the daemon runs in the background" kill -0 "$dpid"
+bb_check "--daemonize: it is a session leader's child, detached from this shell" \
+  bash -c "[ \"\$(ps -o sid= -p $dpid | tr -d ' ')\" != \"\$(ps -o sid= -p $$ | tr -d ' ')\" ]"
+bb_check "--daemonize: it logs to the file" bb_wait_for "daemon log" 10 \
+  grep -q "running (manager)" "$BB_TMP/daemonized.log"
+kill -TERM "$dpid"
+bb_check "--daemonize: SIGTERM stops it" bb_wait_for "daemon gone" 30 \
+  bash -c "! kill -0 $dpid 2>/dev/null"
+bb_check "--daemonize: pid file removed" test ! -e "$BB_TMP/daemon.pid"
+
 # ---- embedded redis-server ---------------------------------------------------
 mkdir -p "$BB_TMP/emb"
 cat >"$BB_TMP/emb.yaml" <<YAML
