@@ -103,7 +103,8 @@ typedef struct vmp_engine_event {
  * Decision points a policy layer (Lua) may take over. Every member may be
  * NULL (built-in behaviour). A hook that returns non-zero makes the engine
  * use its built-in behaviour for that decision and log err's message at
- * warning level. Hook calls are serialised by the engine (never two at
+ * warning level; VMP_ENOTSUP means "no opinion here" (e.g. no policy covers
+ * this pool) and falls back silently. Hook calls are serialised by the engine (never two at
  * once, whatever thread calls them), so a hook may use one interpreter
  * without a lock of its own; they may come from any engine thread (a
  * worker, the event thread) and must not call back into the engine.

@@ -10,6 +10,8 @@
 
 static void hook_failed(const char *hook, const char *pool, const vmp_err *err, int rc)
 {
+    if (rc == VMP_ENOTSUP) /* the hook has no opinion for this pool */
+        return;
     vmp_log_vm(VMP_LOG_WARN, ENG_SUBSYS, pool, NULL,
                "policy hook %s failed (%s); using the built-in behaviour", hook,
                err->msg[0] ? err->msg : vmp_strerror(rc));

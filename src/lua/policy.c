@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "log.h"
 #include "lua/script_internal.h"
@@ -374,33 +373,14 @@ static int hook_pool_size(void *ud, const char *pool, const vmp_engine_pool_stat
     return rc;
 }
 
-/* One letter a-y and 14 of [a-z0-9], as vmpooler named VMs before word
- * lists. */
-static void fallback_name(char *name, size_t len)
-{
-    static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char r[15];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-        unsigned seed = (unsigned)(vmp_monotonic() * 1e6);
-        for (size_t i = 0; i < sizeof r; i++)
-            r[i] = (unsigned char)rand_r(&seed);
-    }
-    size_t n = len - 1 < sizeof r ? len - 1 : sizeof r;
-    for (size_t i = 0; i < n; i++)
-        name[i] = i == 0 ? (char)('a' + r[i] % 25) : alnum[r[i] % 36];
-    name[n] = 0;
-}
-
 static int hook_vm_name(void *ud, const char *pool, char *name, size_t len, vmp_err *err)
 {
     hook_call c = {.hook = "vm_name", .pool = pool};
     int rc = run_hook(ud, &c, err);
     if (rc != 0)
         return rc;
-    if (!c.decided) { /* no policy names this pool's VMs: vmpooler's classic form */
-        fallback_name(name, len);
-        return 0;
-    }
+    if (!c.decided) /* no policy names this pool's VMs: the engine's own names */
+        return vmp_err_set(err, VMP_ENOTSUP, "no vm_name policy for pool %s", pool);
     if (vmp_strlcpy(name, c.text, len) != 0)
         return vmp_err_set(err, VMP_EINVAL, "policy vm_name: \"%s\" is too long", c.text);
     return 0;
