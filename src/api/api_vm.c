@@ -662,6 +662,27 @@ static const char *tag_error(const char *key, const json_t *value)
     return NULL;
 }
 
+/* Short name of host into name; the store when that VM exists. Otherwise the reply is sent
+ * (store error, or 404 for an unknown VM) and the result is NULL. */
+static vmp_store *known_vm(api_req *r, const char *host, char *name, size_t n)
+{
+    api_hostname_short(host, name, n);
+    vmp_store *s = api_store(r);
+    if (!s)
+        return NULL;
+    vmp_err err = {0};
+    bool exists = false;
+    if (vmp_store_vm_exists(s, name, &exists, &err) != 0) {
+        api_reply_store_error(r, &err);
+        return NULL;
+    }
+    if (!exists) {
+        api_reply_fail(r, 404);
+        return NULL;
+    }
+    return s;
+}
+
 static void vm_put(api_req *r, const char *host)
 {
     vmp_metrics_increment(r->api->metrics, "http_requests_vm_total.put.vm.modify");
@@ -671,20 +692,10 @@ static void vm_put(api_req *r, const char *host)
         return;
     }
     char name[API_HOST_MAX];
-    api_hostname_short(host, name, sizeof(name));
-    vmp_store *s = api_store(r);
+    vmp_store *s = known_vm(r, host, name, sizeof(name));
     if (!s)
         return;
     vmp_err err = {0};
-    bool exists = false;
-    if (vmp_store_vm_exists(s, name, &exists, &err) != 0) {
-        api_reply_store_error(r, &err);
-        return;
-    }
-    if (!exists) {
-        api_reply_fail(r, 404);
-        return;
-    }
     json_t *payload = body_object(r, true);
     if (!payload)
         return;
@@ -892,20 +903,12 @@ static void vm_disk(api_req *r, const char *host, const char *size)
         return;
     }
     char name[API_HOST_MAX];
-    api_hostname_short(host, name, sizeof(name));
-    vmp_store *s = api_store(r);
+    vmp_store *s = known_vm(r, host, name, sizeof(name));
     if (!s)
         return;
     vmp_err err = {0};
-    bool exists = false;
-    if (vmp_store_vm_exists(s, name, &exists, &err) != 0 ||
-        (exists && vmp_store_task_push(s, VMP_TASK_DISK, name, size, &err) != 0))
-    {
+    if (vmp_store_task_push(s, VMP_TASK_DISK, name, size, &err) != 0) {
         api_reply_store_error(r, &err);
-        return;
-    }
-    if (!exists) {
-        api_reply_fail(r, 404);
         return;
     }
     api_event(r->api, "task", "");
@@ -925,20 +928,10 @@ static void vm_snapshot(api_req *r, const char *host)
     if (r->st->auth_configured && !api_need_token(r, NULL))
         return;
     char name[API_HOST_MAX];
-    api_hostname_short(host, name, sizeof(name));
-    vmp_store *s = api_store(r);
+    vmp_store *s = known_vm(r, host, name, sizeof(name));
     if (!s)
         return;
     vmp_err err = {0};
-    bool exists = false;
-    if (vmp_store_vm_exists(s, name, &exists, &err) != 0) {
-        api_reply_store_error(r, &err);
-        return;
-    }
-    if (!exists) {
-        api_reply_fail(r, 404);
-        return;
-    }
     char snap[33];
     api_random_name(snap);
     if (vmp_store_task_push(s, VMP_TASK_SNAPSHOT, name, snap, &err) != 0) {
