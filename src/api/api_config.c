@@ -91,6 +91,36 @@ static int current(api_req *r, vmp_store *s, vmp_store_override kind, const char
     return 0;
 }
 
+/* Answers 400 listing the rejected pools (counting each under
+ * config.invalid.<pool>) and takes bad when it is not empty; otherwise frees
+ * bad and returns false. */
+static bool reject_invalid(api_req *r, const char *key, json_t *bad)
+{
+    if (!json_array_size(bad)) {
+        json_decref(bad);
+        return false;
+    }
+    for (size_t i = 0; i < json_array_size(bad); i++)
+        vmp_metrics_increment(r->api->metrics, "config.invalid.%s",
+                              json_string_value(json_array_get(bad, i)));
+    reply_list(r, key, bad);
+    return true;
+}
+
+/* Stores an override and announces the change; -1 with the reply set when
+ * the store fails. */
+static int set_override(api_req *r, vmp_store *s, vmp_store_override kind, const char *pool,
+                        const char *value)
+{
+    vmp_err err = {0};
+    if (vmp_store_override_set(s, kind, pool, value, &err) != 0) {
+        api_reply_store_error(r, &err);
+        return -1;
+    }
+    publish(r, s, "config", pool);
+    return 0;
+}
+
 static void poolsize_post(api_req *r)
 {
     json_t *payload = payload_of(r, "config");
@@ -111,15 +141,10 @@ static void poolsize_post(api_req *r)
         if (n < 0)
             json_array_append_new(bad, api_jstr(pool));
     }
-    if (json_array_size(bad)) {
-        for (size_t i = 0; i < json_array_size(bad); i++)
-            vmp_metrics_increment(r->api->metrics, "config.invalid.%s",
-                                  json_string_value(json_array_get(bad, i)));
-        reply_list(r, "not_configured", bad);
+    if (reject_invalid(r, "not_configured", bad)) {
         json_decref(payload);
         return;
     }
-    json_decref(bad);
     vmp_store *s = api_store(r);
     int changed = 0;
     if (!s)
@@ -139,14 +164,9 @@ static void poolsize_post(api_req *r)
             continue;
         char val[32];
         snprintf(val, sizeof(val), "%lld", n);
-        vmp_err err = {0};
-        if (vmp_store_override_set(s, VMP_OVERRIDE_POOLSIZE, pool,
-                                   json_is_string(v) ? json_string_value(v) : val, &err) != 0)
-        {
-            api_reply_store_error(r, &err);
+        if (set_override(r, s, VMP_OVERRIDE_POOLSIZE, pool,
+                         json_is_string(v) ? json_string_value(v) : val) != 0)
             goto out;
-        }
-        publish(r, s, "config", pool);
         changed++;
     }
     reply_ok(r, changed ? 201 : 200);
@@ -175,15 +195,10 @@ static void pooltemplate_post(api_req *r)
         if (t && l && t[l - 1] == '/')
             json_array_append_new(bad, api_jstr(pool));
     }
-    if (json_array_size(bad)) {
-        for (size_t i = 0; i < json_array_size(bad); i++)
-            vmp_metrics_increment(r->api->metrics, "config.invalid.%s",
-                                  json_string_value(json_array_get(bad, i)));
-        reply_list(r, "bad_templates", bad);
+    if (reject_invalid(r, "bad_templates", bad)) {
         json_decref(payload);
         return;
     }
-    json_decref(bad);
     vmp_store *s = api_store(r);
     int changed = 0;
     if (!s)
@@ -198,12 +213,8 @@ static void pooltemplate_post(api_req *r)
         free(cur);
         if (same)
             continue;
-        vmp_err err = {0};
-        if (vmp_store_override_set(s, VMP_OVERRIDE_TEMPLATE, pool, json_string_value(v), &err)) {
-            api_reply_store_error(r, &err);
+        if (set_override(r, s, VMP_OVERRIDE_TEMPLATE, pool, json_string_value(v)) != 0)
             goto out;
-        }
-        publish(r, s, "config", pool);
         changed++;
     }
     reply_ok(r, changed ? 201 : 200);
@@ -224,15 +235,10 @@ static void clonetarget_post(api_req *r)
         if (!api_pool(r->cfg, pool) || !json_is_string(v))
             json_array_append_new(bad, api_jstr(pool));
     }
-    if (json_array_size(bad)) {
-        for (size_t i = 0; i < json_array_size(bad); i++)
-            vmp_metrics_increment(r->api->metrics, "config.invalid.%s",
-                                  json_string_value(json_array_get(bad, i)));
-        reply_list(r, "bad_templates", bad);
+    if (reject_invalid(r, "bad_templates", bad)) {
         json_decref(payload);
         return;
     }
-    json_decref(bad);
     vmp_store *s = api_store(r);
     int changed = 0;
     if (!s)
@@ -247,13 +253,8 @@ static void clonetarget_post(api_req *r)
         free(cur);
         if (same)
             continue;
-        vmp_err err = {0};
-        if (vmp_store_override_set(s, VMP_OVERRIDE_CLONE_TARGET, pool, json_string_value(v), &err))
-        {
-            api_reply_store_error(r, &err);
+        if (set_override(r, s, VMP_OVERRIDE_CLONE_TARGET, pool, json_string_value(v)) != 0)
             goto out;
-        }
-        publish(r, s, "config", pool);
         changed++;
     }
     reply_ok(r, changed ? 201 : 200);
