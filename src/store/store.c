@@ -452,6 +452,15 @@ int st_reply_int(vmp_store *s, const redisReply *r, long long *out, vmp_err *err
     return st_bad_reply(s, "an integer request", err);
 }
 
+int st_reply_code(vmp_store *s, const redisReply *r, const char *what, long long *code,
+                  vmp_err *err)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        st_reply_int(s, r->element[0], code, err) < 0)
+        return st_bad_reply(s, what, err);
+    return 0;
+}
+
 int st_reply_str(vmp_store *s, const redisReply *r, char **out, vmp_err *err)
 {
     if (r->type == REDIS_REPLY_NIL) {

@@ -312,9 +312,9 @@ static void add_evalsha(st_args *a, const vmp_store *s, st_script id)
 static int parse_ready(vmp_store *s, vmp_store_clone_step *c, const redisReply *r, vmp_err *err)
 {
     long long code = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0)
-        return st_bad_reply(s, "pending_ready", err);
+    int rc = st_reply_code(s, r, "pending_ready", &code, err);
+    if (rc < 0)
+        return rc;
     if (code < 0)
         return vmp_err_set(err, VMP_ESTATE, "pool %s: vm %s: not pending", c->pool, c->vm);
     if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING)

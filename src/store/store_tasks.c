@@ -185,12 +185,9 @@ int vmp_store_token_touch(vmp_store *s, const char *token, double now, char **us
     if (rc < 0)
         return rc;
     long long code = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0)
-    {
-        rc = st_bad_reply(s, "token_touch", err);
+    rc = st_reply_code(s, r, "token_touch", &code, err);
+    if (rc < 0)
         goto out;
-    }
     if (code == 0) {
         rc = vmp_err_set(err, VMP_ENOENT, "no such token");
         goto out;

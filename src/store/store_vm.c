@@ -90,12 +90,9 @@ int vmp_store_pending_ready(vmp_store *s, const char *pool, const char *vm, long
     if (rc < 0)
         return rc;
     long long code = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0)
-    {
-        rc = st_bad_reply(s, "pending_ready", err);
+    rc = st_reply_code(s, r, "pending_ready", &code, err);
+    if (rc < 0)
         goto out;
-    }
     if (code < 0) {
         rc = estate(err, pool, vm, "not pending");
         goto out;
@@ -329,12 +326,9 @@ int vmp_store_checkout(vmp_store *s, const vmp_store_want *wants, size_t nwants,
     if (rc < 0)
         return rc;
     long long code = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0)
-    {
-        rc = st_bad_reply(s, "checkout", err);
+    rc = st_reply_code(s, r, "checkout", &code, err);
+    if (rc < 0)
         goto out;
-    }
     if (code == 0) {
         long long idx = 0;
         if (r->elements < 2 || st_reply_int(s, r->element[1], &idx, err) < 0 || idx < 0 ||
@@ -398,12 +392,9 @@ int vmp_store_vm_return(vmp_store *s, const char *vm, char **pool_out, vmp_err *
     if (rc < 0)
         return rc;
     long long code = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
-        st_reply_int(s, r->element[0], &code, err) < 0)
-    {
-        rc = st_bad_reply(s, "vm_return", err);
+    rc = st_reply_code(s, r, "vm_return", &code, err);
+    if (rc < 0)
         goto out;
-    }
     if (code == -2) {
         rc = vmp_err_set(err, VMP_ENOENT, "vm %s: no such VM", vm);
         goto out;
