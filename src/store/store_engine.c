@@ -168,37 +168,14 @@ static int se_eval(vmp_store *s, int id, const st_args *args, redisReply **out, 
     }
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
-        st_args a = {0};
-        st_args_add(&a, attempt == 0 ? "EVALSHA" : "EVAL");
-        st_args_add(&a, attempt == 0 ? sha : se_scripts[id].src);
-        st_args_add(&a, "0");
-        st_args_add(&a, s->prefix);
-        for (size_t i = 0; i < args->n; i++)
-            st_args_addn(&a, args->v[i], args->len[i]);
-        if (args->oom)
-            a.oom = true;
-        rc = st_pipeline(s, false, &a, 1, &r, err);
-        st_args_free(&a);
+        rc = st_eval_send(s, attempt == 0 ? "EVALSHA" : "EVAL",
+                          attempt == 0 ? sha : se_scripts[id].src, args, &r, err);
         if (rc < 0)
             return rc;
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            freeReplyObject(r);
-            r = NULL;
-            continue;
-        }
-        break;
+        if (r)
+            break;
     }
-    if (!r)
-        return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s not loaded", s->addr,
-                           se_scripts[id].name);
-    if (r->type == REDIS_REPLY_ERROR) {
-        rc = vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, se_scripts[id].name,
-                         r->str);
-        freeReplyObject(r);
-        return rc;
-    }
-    *out = r;
-    return 0;
+    return st_eval_reply(s, se_scripts[id].name, r, out, err);
 }
 
 static int se_eval_int(vmp_store *s, int id, const st_args *args, long long *out, vmp_err *err)

@@ -126,6 +126,14 @@ int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, re
 /* EVALSHA of a script with args (prefix is prepended as ARGV[1]; no KEYS),
  * falling back to loading the script on NOSCRIPT. */
 int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, vmp_err *err);
+/* One attempt of a script: cmd ("EVALSHA" or "EVAL") with body (the SHA or
+ * the source), the prefix as ARGV[1], then args. *out is NULL when Redis
+ * answered NOSCRIPT (the script did not run). */
+int st_eval_send(vmp_store *s, const char *cmd, const char *body, const st_args *args,
+                 redisReply **out, vmp_err *err);
+/* The outcome of a script run: *out = r, or VMP_EREDIS (r freed) when it
+ * never ran (r NULL) or answered an error. */
+int st_eval_reply(vmp_store *s, const char *name, redisReply *r, redisReply **out, vmp_err *err);
 
 /* Loads every script on the current connection (called after connect). */
 int st_scripts_load(vmp_store *s, vmp_err *err);

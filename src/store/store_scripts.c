@@ -530,6 +530,46 @@ out:
     return rc;
 }
 
+int st_eval_send(vmp_store *s, const char *cmd, const char *body, const st_args *args,
+                 redisReply **out, vmp_err *err)
+{
+    st_args a = {0};
+    st_args_add(&a, cmd);
+    st_args_add(&a, body);
+    st_args_add(&a, "0");
+    st_args_add(&a, s->prefix);
+    for (size_t i = 0; i < args->n; i++)
+        st_args_addn(&a, args->v[i], args->len[i]);
+    if (args->oom)
+        a.oom = true;
+    redisReply *r = NULL;
+    int rc = st_pipeline(s, false, &a, 1, &r, err);
+    st_args_free(&a);
+    if (rc < 0)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* The script cache was flushed: it did not run. The caller runs it
+         * by source (which caches it again). */
+        freeReplyObject(r);
+        r = NULL;
+    }
+    *out = r;
+    return 0;
+}
+
+int st_eval_reply(vmp_store *s, const char *name, redisReply *r, redisReply **out, vmp_err *err)
+{
+    if (!r)
+        return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s not loaded", s->addr, name);
+    if (r->type == REDIS_REPLY_ERROR) {
+        int rc = vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, name, r->str);
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
 int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, vmp_err *err)
 {
     int rc = 0;
@@ -542,42 +582,14 @@ int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, v
         st_sigpipe_leave(&g);
         if (rc < 0)
             return rc;
-        st_args a = {0};
-        if (attempt == 0) {
-            st_args_add(&a, "EVALSHA");
-            st_args_add(&a, s->sha[id]);
-        } else {
-            st_args_add(&a, "EVAL");
-            st_args_add(&a, scripts[id].src);
-        }
-        st_args_add(&a, "0");
-        st_args_add(&a, s->prefix);
-        for (size_t i = 0; i < args->n; i++)
-            st_args_addn(&a, args->v[i], args->len[i]);
-        if (args->oom)
-            a.oom = true;
-        rc = st_pipeline(s, false, &a, 1, &r, err);
-        st_args_free(&a);
+        if (attempt == 0)
+            rc = st_eval_send(s, "EVALSHA", s->sha[id], args, &r, err);
+        else
+            rc = st_eval_send(s, "EVAL", scripts[id].src, args, &r, err);
         if (rc < 0)
             return rc;
-        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            /* The script cache was flushed: it did not run. Run it by
-             * source (which caches it again). */
-            freeReplyObject(r);
-            r = NULL;
-            continue;
-        }
-        break;
+        if (r)
+            break;
     }
-    if (!r)
-        return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s not loaded", s->addr,
-                           scripts[id].name);
-    if (r->type == REDIS_REPLY_ERROR) {
-        rc = vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, scripts[id].name,
-                         r->str);
-        freeReplyObject(r);
-        return rc;
-    }
-    *out = r;
-    return 0;
+    return st_eval_reply(s, scripts[id].name, r, out, err);
 }
