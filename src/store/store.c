@@ -452,6 +452,16 @@ int st_reply_int(vmp_store *s, const redisReply *r, long long *out, vmp_err *err
     return st_bad_reply(s, "an integer request", err);
 }
 
+int st_take_int(vmp_store *s, redisReply *r, long long *out, vmp_err *err)
+{
+    long long v = 0;
+    int rc = st_reply_int(s, r, &v, err);
+    freeReplyObject(r);
+    if (rc == 0 && out)
+        *out = v;
+    return rc;
+}
+
 int st_reply_code(vmp_store *s, const redisReply *r, const char *what, long long *code,
                   vmp_err *err)
 {
@@ -508,12 +518,7 @@ int st_run_int(vmp_store *s, bool idempotent, const st_args *a, long long *out, 
     int rc = st_run(s, idempotent, a, &r, err);
     if (rc < 0)
         return rc;
-    long long v = 0;
-    rc = st_reply_int(s, r, &v, err);
-    freeReplyObject(r);
-    if (rc == 0 && out)
-        *out = v;
-    return rc;
+    return st_take_int(s, r, out, err);
 }
 
 int st_run_str(vmp_store *s, bool idempotent, const st_args *a, char **out, vmp_err *err)
@@ -544,12 +549,7 @@ int st_eval_int(vmp_store *s, st_script id, const st_args *args, long long *out,
     int rc = st_eval(s, id, args, &r, err);
     if (rc < 0)
         return rc;
-    long long v = 0;
-    rc = st_reply_int(s, r, &v, err);
-    freeReplyObject(r);
-    if (rc == 0 && out)
-        *out = v;
-    return rc;
+    return st_take_int(s, r, out, err);
 }
 
 /* ---- generic reads ------------------------------------------------------- */

@@ -184,12 +184,7 @@ static int se_eval_int(vmp_store *s, int id, const st_args *args, long long *out
     int rc = se_eval(s, id, args, &r, err);
     if (rc < 0)
         return rc;
-    long long v = 0;
-    rc = st_reply_int(s, r, &v, err);
-    freeReplyObject(r);
-    if (rc == 0 && out)
-        *out = v;
-    return rc;
+    return st_take_int(s, r, out, err);
 }
 
 int vmp_store_manager_beat(vmp_store *s, const vmp_store_manager *m, long long ttl_ms,

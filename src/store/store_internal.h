@@ -149,6 +149,8 @@ int st_reply_str(vmp_store *s, const redisReply *r, char **out, vmp_err *err);
 int st_reply_list(vmp_store *s, const redisReply *r, vmp_strlist *out, vmp_err *err);
 /* Error for a reply of an unexpected shape. */
 int st_bad_reply(vmp_store *s, const char *what, vmp_err *err);
+/* Reads an integer reply into *out (when out is not NULL) and frees r. */
+int st_take_int(vmp_store *s, redisReply *r, long long *out, vmp_err *err);
 /* The status code a script puts first in its array reply; st_bad_reply
  * naming what when the reply has another shape. */
 int st_reply_code(vmp_store *s, const redisReply *r, const char *what, long long *code,
