@@ -41,6 +41,15 @@ bb_eq() {
 }
 
 bb_finish() {
+  if [ "$BB_FAILED" -gt 0 ]; then
+    # The logs of what ran, so a failure in CI can be understood.
+    local f
+    for f in "$BB_TMP"/*.log; do
+      [ -f "$f" ] || continue
+      echo "# --- last lines of $(basename "$f")"
+      tail -n 25 "$f" | sed 's/^/# /'
+    done
+  fi
   echo "$BB_NAME: $BB_PASSED passed, $BB_FAILED failed"
   [ "$BB_FAILED" -eq 0 ]
 }
@@ -83,10 +92,14 @@ bb_pool_full() {
 }
 
 # Free TCP port on 127.0.0.1.
+# Taken below the kernel's ephemeral range, so no outgoing connection of a
+# test running alongside can be holding it when the daemon binds.
 bb_free_port() {
-  local port
+  local port low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  [ "$low" -gt 11000 ] || low=32768
   for _ in $(seq 100); do
-    port=$((20000 + RANDOM % 30000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
