@@ -480,14 +480,21 @@ static double round2(double v)
     return (double)(long long)(x + (x >= 0 ? 0.5 : -0.5)) / 100.0;
 }
 
+/* Validates a hostname from the path; answers 400 with the reason when it
+ * is not one. */
+static bool hostname_ok(api_req *r, const char *host)
+{
+    const char *e = api_hostname_error(host);
+    if (e)
+        api_reply_error(r, 400, e);
+    return e == NULL;
+}
+
 static void vm_get(api_req *r, const char *host)
 {
     vmp_metrics_increment(r->api->metrics, "http_requests_vm_total.get.vm.hostname");
-    const char *e = api_hostname_error(host);
-    if (e) {
-        api_reply_error(r, 400, e);
+    if (!hostname_ok(r, host))
         return;
-    }
     char name[API_HOST_MAX];
     api_hostname_short(host, name, sizeof(name));
     vmp_store *s = api_store(r);
@@ -686,11 +693,8 @@ static vmp_store *known_vm(api_req *r, const char *host, char *name, size_t n)
 static void vm_put(api_req *r, const char *host)
 {
     vmp_metrics_increment(r->api->metrics, "http_requests_vm_total.put.vm.modify");
-    const char *e = api_hostname_error(host);
-    if (e) {
-        api_reply_error(r, 400, e);
+    if (!hostname_ok(r, host))
         return;
-    }
     char name[API_HOST_MAX];
     vmp_store *s = known_vm(r, host, name, sizeof(name));
     if (!s)
@@ -828,11 +832,8 @@ out:
 static void vm_delete(api_req *r, const char *host)
 {
     vmp_metrics_increment(r->api->metrics, "http_requests_vm_total.delete.vm.hostname");
-    const char *e = api_hostname_error(host);
-    if (e) {
-        api_reply_error(r, 400, e);
+    if (!hostname_ok(r, host))
         return;
-    }
     char name[API_HOST_MAX];
     api_hostname_short(host, name, sizeof(name));
     vmp_store *s = api_store(r);
@@ -890,14 +891,11 @@ static void vm_disk(api_req *r, const char *host, const char *size)
     vmp_metrics_increment(r->api->metrics, "http_requests_vm_total.post.vm.disksize");
     if (r->st->auth_configured && !api_need_token(r, NULL))
         return;
-    const char *e = api_hostname_error(host);
-    if (e) {
-        api_reply_error(r, 400, e);
+    if (!hostname_ok(r, host))
         return;
-    }
     char msg[128];
     long long gb = 0;
-    e = integer_error(NULL, size, "Disk size", 1, 2048, &gb, msg, sizeof(msg));
+    const char *e = integer_error(NULL, size, "Disk size", 1, 2048, &gb, msg, sizeof(msg));
     if (e) {
         api_reply_error(r, 400, e);
         return;
