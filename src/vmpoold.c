@@ -130,7 +130,6 @@ static int parse_args(int argc, char **argv, options *o)
         }
     }
     /* vmpooler takes the components as words: `vmpooler api manager`. */
-    bool words = false;
     for (int i = optind; i < argc; i++) {
         if (strcmp(argv[i], "manager") == 0) {
             o->run_manager = true;
@@ -141,9 +140,7 @@ static int parse_args(int argc, char **argv, options *o)
                     argv[i]);
             return -1;
         }
-        words = true;
     }
-    (void)words;
     if (!o->run_manager && !o->run_api)
         o->run_manager = o->run_api = true;
     if (o->log_level) {
