@@ -96,12 +96,35 @@ void st_date(double now, char buf[16]) { vmp_date_format(now, buf, 16); }
 
 /* ---- SIGPIPE ------------------------------------------------------------ */
 
+/* Seconds on a clock that costs no system call (coarse, ~ms). */
+static double coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Whether the process ignores SIGPIPE, asked at most once a second per
+ * thread: a host sets that once at start, and the query is a system call
+ * that would otherwise come with every command. */
+static bool sigpipe_ignored(void)
+{
+    static __thread double asked_at = -10;
+    static __thread bool ignored;
+    double now = coarse_now();
+    if (now - asked_at >= 1.0) {
+        struct sigaction sa;
+        ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+        asked_at = now;
+    }
+    return ignored;
+}
+
 void st_sigpipe_enter(st_sigpipe *g)
 {
-    /* one cheap query instead of four signal-mask syscalls per command
-     * when the host already ignores SIGPIPE */
-    struct sigaction sa;
-    g->ignored = sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN;
+    /* nothing to guard when the host already ignores SIGPIPE: saves four
+     * signal-mask system calls per command */
+    g->ignored = sigpipe_ignored();
     if (g->ignored)
         return;
     sigset_t pipe_set, pending;
@@ -158,12 +181,22 @@ void st_drop(vmp_store *s)
     s->scripts_loaded = false;
 }
 
+void st_replied(vmp_store *s) { s->last_reply = coarse_now(); }
+
+/* Within this many seconds of a reply, a connection is taken as alive
+ * without asking the socket. */
+#define ST_FRESH_SECONDS 0.05
+
 /* A connection is stale when the server closed it: with no request in
- * flight, anything readable on the socket is an EOF or an error. */
-static bool stale(redisContext *c)
+ * flight, anything readable on the socket is an EOF or an error. With
+ * trust_fresh, one that answered a moment ago is not asked. */
+static bool stale(vmp_store *s, bool trust_fresh)
 {
+    redisContext *c = s->c;
     if (c->err)
         return true;
+    if (trust_fresh && coarse_now() - s->last_reply < ST_FRESH_SECONDS)
+        return false;
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     int r = poll(&p, 1, 0);
     if (r < 0)
@@ -229,9 +262,9 @@ out:
     return rc;
 }
 
-int st_ensure(vmp_store *s, vmp_err *err)
+static int ensure(vmp_store *s, bool trust_fresh, vmp_err *err)
 {
-    if (s->c && !stale(s->c))
+    if (s->c && !stale(s, trust_fresh))
         return 0;
     if (s->c) {
         vmp_log(VMP_LOG_WARN, "store", "redis %s: connection lost, reconnecting", s->addr);
@@ -259,6 +292,9 @@ int st_ensure(vmp_store *s, vmp_err *err)
     }
     return rc;
 }
+
+int st_ensure(vmp_store *s, vmp_err *err) { return ensure(s, false, err); }
+int st_ensure_fresh(vmp_store *s, vmp_err *err) { return ensure(s, true, err); }
 
 void vmp_store_opts_from_cfg(const vmp_redis_cfg *cfg, const char *socket_override,
                              vmp_store_opts *opts)
@@ -361,7 +397,8 @@ static void free_replies(redisReply **out, size_t n)
 }
 
 /* One attempt: append every command, read every reply. *broken is set when
- * the connection failed (it is dropped then). */
+ * the connection failed (it is dropped then); the replies read before the
+ * failure stay in out, the others are NULL. */
 static int exec_once(vmp_store *s, const st_args *cmds, size_t n, redisReply **out, bool *broken,
                      vmp_err *err)
 {
@@ -376,16 +413,21 @@ static int exec_once(vmp_store *s, const st_args *cmds, size_t n, redisReply **o
         if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
             if (r)
                 freeReplyObject(r);
-            free_replies(out, i);
             goto broke;
         }
         out[i] = r;
     }
+    st_replied(s);
     return 0;
 broke:
     *broken = true;
+    return st_broken(s, err);
+}
+
+int st_broken(vmp_store *s, vmp_err *err)
+{
     int rc = vmp_err_set(err, VMP_EREDIS, "redis %s: %s", s->addr,
-                         s->c->errstr[0] ? s->c->errstr : "connection lost");
+                         s->c && s->c->errstr[0] ? s->c->errstr : "connection lost");
     st_drop(s);
     return rc;
 }
@@ -406,11 +448,25 @@ int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, re
             break;
         bool broken = false;
         rc = exec_once(s, cmds, n, out, &broken, err);
+        if (rc < 0)
+            free_replies(out, n);
         if (rc == 0 || !broken || !idempotent || tries > 0)
             break;
     }
     st_sigpipe_leave(&g);
     return rc;
+}
+
+int st_pipeline_partial(vmp_store *s, const st_args *cmds, size_t n, redisReply **out,
+                        vmp_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (cmds[i].oom)
+            return vmp_err_set(err, VMP_ENOMEM, "out of memory");
+    }
+    bool broken = false;
+    return exec_once(s, cmds, n, out, &broken, err);
 }
 
 int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vmp_err *err)

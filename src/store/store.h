@@ -622,4 +622,58 @@ int vmp_store_ratelimit_hit(vmp_store *s, const char *cls, const char *client, l
 int vmp_store_vm_return_checked(vmp_store *s, const char *vm, const char *token, double now,
                                 char **pool_out, char **user_out, vmp_err *err);
 
+/* ---- batches (API; src/store/store_batch.c) -----------------------------
+ *
+ * Checkouts and returns queued by several requests and sent as one pipeline:
+ * one write, one round trip and one Redis wake-up for as many requests as
+ * arrived together. Each op stays its own atomic script, run in queue order.
+ * Every queued op's callback is called exactly once, by
+ * vmp_store_batch_run (or by vmp_store_batch_free for ops never run, with
+ * VMP_EREDIS).
+ *
+ * Failures: an op whose script cache was flushed runs again on its own;
+ * when the connection breaks midway, the ops whose replies were read keep
+ * their results and the others fail with VMP_EREDIS (the connection is
+ * dropped; the next run reconnects). As with a single call, an op that
+ * failed that way may still have run in Redis. */
+typedef struct vmp_store_batch vmp_store_batch;
+
+/* rc is 0, or the error vmp_store_checkout would return (res then empty;
+ * on VMP_EAGAIN res->empty_want is set). res is the callee's to clear. */
+typedef void (*vmp_store_checkout_done)(void *ud, int rc, vmp_store_checkout_result *res,
+                                        const vmp_err *err);
+/* rc as vmp_store_vm_return_checked; pool and user may be NULL and are
+ * only valid during the call. */
+typedef void (*vmp_store_return_done)(void *ud, int rc, const char *pool, const char *user,
+                                      const vmp_err *err);
+
+/* NULL when out of memory. */
+vmp_store_batch *vmp_store_batch_new(void);
+/* Fails what is still queued (callbacks get VMP_EREDIS) and frees.
+ * NULL does nothing. */
+void vmp_store_batch_free(vmp_store_batch *b);
+/* Ops queued and not yet sent. */
+size_t vmp_store_batch_size(const vmp_store_batch *b);
+/* Queues vmp_store_checkout. wants (and what it points to) must stay valid
+ * until done is called. VMP_ENOMEM (done not called) when it cannot be
+ * queued. */
+int vmp_store_batch_checkout(vmp_store_batch *b, const vmp_store_want *wants, size_t nwants,
+                             const vmp_store_checkout_opts *opts, vmp_store_checkout_done done,
+                             void *ud, vmp_err *err);
+/* Queues vmp_store_vm_return_checked (vm and token are copied). */
+int vmp_store_batch_vm_return_checked(vmp_store_batch *b, const char *vm, const char *token,
+                                      double now, vmp_store_return_done done, void *ud,
+                                      vmp_err *err);
+/* Sends every queued op to s in one write and returns without waiting:
+ * they are in flight until vmp_store_batch_finish. Does nothing while a
+ * group is already in flight. Ops queued meanwhile wait for the next send. */
+void vmp_store_batch_send(vmp_store *s, vmp_store_batch *b);
+/* Reads the replies of the ops in flight (waiting for them) and calls each
+ * one's callback in queue order. Callbacks must not queue into b. */
+void vmp_store_batch_finish(vmp_store *s, vmp_store_batch *b);
+/* Ops queued and not yet sent (vmp_store_batch_size) and ops in flight. */
+size_t vmp_store_batch_in_flight(const vmp_store_batch *b);
+/* finish, send, finish: everything queued done when it returns. */
+void vmp_store_batch_run(vmp_store *s, vmp_store_batch *b);
+
 #endif

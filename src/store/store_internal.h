@@ -47,6 +47,7 @@ typedef enum st_script {
     SCR_LEASE_RENEW,
     SCR_LEASE_RELEASE,
     SCR_RATELIMIT,
+    SCR_VM_RETURN_CHECKED,
     SCR_COUNT
 } st_script;
 
@@ -67,6 +68,7 @@ struct vmp_store {
     double delay, delay_max, timeout;
     char addr[300];
     bool scripts_loaded;
+    double last_reply; /* coarse monotonic seconds of the last reply read */
     bool no_scripts; /* a subscriber's connection needs none */
     char sha[SCR_COUNT][41];
 };
@@ -110,8 +112,19 @@ void st_sigpipe_leave(st_sigpipe *g);
 int st_new(const vmp_store_opts *opts, vmp_store **out, vmp_err *err);
 /* Makes sure the connection is up (reconnecting with backoff). */
 int st_ensure(vmp_store *s, vmp_err *err);
+/* The same, but a connection that answered within the last few
+ * milliseconds is taken as alive without asking the socket (a poll per
+ * command under load). If it died in that moment, the command sent next
+ * fails with VMP_EREDIS, having run nowhere, and the next call reconnects:
+ * for callers that answer such a failure with a retryable error. */
+int st_ensure_fresh(vmp_store *s, vmp_err *err);
 /* Closes the connection (the next call reconnects). */
 void st_drop(vmp_store *s);
+/* Notes that the connection just answered (see st_ensure). */
+void st_replied(vmp_store *s);
+/* The connection failed under a command: VMP_EREDIS with hiredis's reason
+ * in err, and the connection dropped. */
+int st_broken(vmp_store *s, vmp_err *err);
 
 /* Runs one command. *out receives the reply (freeReplyObject it); an error
  * reply is turned into VMP_EREDIS and no reply is returned. idempotent:
@@ -122,6 +135,13 @@ int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vm
  * success every slot holds a reply (error replies included: check them). */
 int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, redisReply **out,
                 vmp_err *err);
+
+/* Like st_pipeline (not retried), but when the connection breaks midway
+ * the replies read before the break stay in out (the others are NULL):
+ * for commands that must not be lost once they ran. The caller has made
+ * sure of the connection (st_ensure) inside st_sigpipe_enter/leave. */
+int st_pipeline_partial(vmp_store *s, const st_args *cmds, size_t n, redisReply **out,
+                        vmp_err *err);
 
 /* EVALSHA of a script with args (prefix is prepended as ARGV[1]; no KEYS),
  * falling back to loading the script on NOSCRIPT. */
@@ -137,6 +157,17 @@ int st_eval_reply(vmp_store *s, const char *name, redisReply *r, redisReply **ou
 
 /* Loads every script on the current connection (called after connect). */
 int st_scripts_load(vmp_store *s, vmp_err *err);
+
+/* The two halves of the API's hot scripts, shared by the one-call
+ * functions and by batches (store_batch.c): the script arguments, and the
+ * reading of a reply (not freed). */
+void st_checkout_args(const vmp_store_want *wants, size_t nwants,
+                      const vmp_store_checkout_opts *opts, st_args *a);
+int st_checkout_parse(vmp_store *s, const redisReply *r, const vmp_store_want *wants,
+                      size_t nwants, vmp_store_checkout_result *res, vmp_err *err);
+void st_return_args(const char *vm, const char *token, double now, st_args *a);
+int st_return_parse(vmp_store *s, const redisReply *r, const char *vm, char **pool_out,
+                    char **user_out, vmp_err *err);
 
 /* ---- replies ---- */
 

@@ -472,6 +472,27 @@ static const script_def scripts[SCR_COUNT] = {
                            "redis.call('INCR', key)\n"
                            "redis.call('EXPIRE', key, ARGV[5])\n"
                            "return {1, 0}\n"},
+    [SCR_VM_RETURN_CHECKED] = {
+        "vm_return_checked",
+        /* vm, token, now -> {-2} no hash | {-3} token refused
+         * | {-1, pool, user} not running | {1, pool, user} returned.
+         * A VM checked out with a token needs an existing token (any,
+         * as vmpooler); that token's `last` is touched. */
+        PRE "local vm, tok, now = ARGV[2], ARGV[3], ARGV[4]\n"
+            "local vk = k('vm', vm)\n"
+            "local f = redis.call('HMGET', vk, 'template', 'token:token', 'token:user')\n"
+            "if not f[1] and redis.call('EXISTS', vk) == 0 then return {-2} end\n"
+            "local pool, owner, user = f[1] or '', f[2], f[3] or ''\n"
+            "if owner then\n"
+            "  local tk = k('token', tok)\n"
+            "  if tok == '' or redis.call('EXISTS', tk) == 0 then return {-3} end\n"
+            "  redis.call('HSET', tk, 'last', now)\n"
+            "end\n"
+            "if pool == '' or redis.call('SMOVE', k('running', pool), k('completed', pool),\n"
+            "                             vm) == 0 then\n"
+            "  return {-1, pool, user}\n"
+            "end\n"
+            "return {1, pool, user}\n"},
 };
 
 /* clang-format on */

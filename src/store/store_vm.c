@@ -298,6 +298,67 @@ void vmp_store_checkout_result_clear(vmp_store_checkout_result *res)
     res->nvms = 0;
 }
 
+void st_checkout_args(const vmp_store_want *wants, size_t nwants,
+                      const vmp_store_checkout_opts *opts, st_args *a)
+{
+    char ts[VMP_TIME_STR_MAX];
+    st_time(opts->now, ts);
+    st_args_add(a, ts);
+    st_args_add(a, opts->token);
+    st_args_add(a, opts->token ? opts->user : NULL);
+    st_args_addf(a, "%lld", opts->lifetime > 0 ? opts->lifetime : 0);
+    st_args_addf(a, "%zu", nwants);
+    for (size_t i = 0; i < nwants; i++) {
+        st_args_addf(a, "%zu", wants[i].npools);
+        for (size_t j = 0; j < wants[i].npools; j++)
+            st_args_add(a, wants[i].pools[j]);
+    }
+}
+
+int st_checkout_parse(vmp_store *s, const redisReply *r, const vmp_store_want *wants,
+                      size_t nwants, vmp_store_checkout_result *res, vmp_err *err)
+{
+    res->vms = NULL;
+    res->nvms = 0;
+    res->empty_want = -1;
+    long long code = 0;
+    int rc = st_reply_code(s, r, "checkout", &code, err);
+    if (rc < 0)
+        return rc;
+    if (code == 0) {
+        long long idx = 0;
+        if (r->elements < 2 || st_reply_int(s, r->element[1], &idx, err) < 0 || idx < 0 ||
+            (size_t)idx >= nwants)
+            return st_bad_reply(s, "checkout", err);
+        res->empty_want = (long)idx;
+        return vmp_err_set(err, VMP_EAGAIN, "no ready VM for %s",
+                           wants[idx].name ? wants[idx].name : "?");
+    }
+    if (r->elements != 1 + 2 * nwants)
+        return st_bad_reply(s, "checkout", err);
+    res->vms = calloc(nwants, sizeof *res->vms);
+    if (!res->vms)
+        return vmp_err_set(err, VMP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nwants; i++) {
+        vmp_store_checked_out *c = &res->vms[i];
+        c->want = i;
+        res->nvms = i + 1;
+        if ((rc = st_reply_str(s, r->element[1 + 2 * i], &c->pool, err)) < 0 ||
+            (rc = st_reply_str(s, r->element[2 + 2 * i], &c->vm, err)) < 0)
+            break;
+        if (!c->pool || !c->vm) {
+            rc = st_bad_reply(s, "checkout", err);
+            break;
+        }
+    }
+    /* A failure after the script ran leaves the VMs checked out in Redis;
+     * only an out-of-memory can get here, and the VMs then expire through
+     * their lifetime like any other checkout. */
+    if (rc < 0)
+        vmp_store_checkout_result_clear(res);
+    return rc;
+}
+
 int vmp_store_checkout(vmp_store *s, const vmp_store_want *wants, size_t nwants,
                        const vmp_store_checkout_opts *opts, vmp_store_checkout_result *res,
                        vmp_err *err)
@@ -307,68 +368,14 @@ int vmp_store_checkout(vmp_store *s, const vmp_store_want *wants, size_t nwants,
     res->empty_want = -1;
     if (nwants == 0)
         return 0;
-    char ts[VMP_TIME_STR_MAX];
-    st_time(opts->now, ts);
     st_args a = {0};
-    st_args_add(&a, ts);
-    st_args_add(&a, opts->token);
-    st_args_add(&a, opts->token ? opts->user : NULL);
-    st_args_addf(&a, "%lld", opts->lifetime > 0 ? opts->lifetime : 0);
-    st_args_addf(&a, "%zu", nwants);
-    for (size_t i = 0; i < nwants; i++) {
-        st_args_addf(&a, "%zu", wants[i].npools);
-        for (size_t j = 0; j < wants[i].npools; j++)
-            st_args_add(&a, wants[i].pools[j]);
-    }
+    st_checkout_args(wants, nwants, opts, &a);
     redisReply *r = NULL;
     int rc = st_eval(s, SCR_CHECKOUT, &a, &r, err);
     st_args_free(&a);
     if (rc < 0)
         return rc;
-    long long code = 0;
-    rc = st_reply_code(s, r, "checkout", &code, err);
-    if (rc < 0)
-        goto out;
-    if (code == 0) {
-        long long idx = 0;
-        if (r->elements < 2 || st_reply_int(s, r->element[1], &idx, err) < 0 || idx < 0 ||
-            (size_t)idx >= nwants)
-        {
-            rc = st_bad_reply(s, "checkout", err);
-            goto out;
-        }
-        res->empty_want = (long)idx;
-        rc = vmp_err_set(err, VMP_EAGAIN, "no ready VM for %s",
-                         wants[idx].name ? wants[idx].name : "?");
-        goto out;
-    }
-    if (r->elements != 1 + 2 * nwants) {
-        rc = st_bad_reply(s, "checkout", err);
-        goto out;
-    }
-    res->vms = calloc(nwants, sizeof *res->vms);
-    if (!res->vms) {
-        rc = vmp_err_set(err, VMP_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < nwants; i++) {
-        vmp_store_checked_out *c = &res->vms[i];
-        c->want = i;
-        res->nvms = i + 1;
-        if ((rc = st_reply_str(s, r->element[1 + 2 * i], &c->pool, err)) < 0 ||
-            (rc = st_reply_str(s, r->element[2 + 2 * i], &c->vm, err)) < 0)
-            goto out;
-        if (!c->pool || !c->vm) {
-            rc = st_bad_reply(s, "checkout", err);
-            goto out;
-        }
-    }
-out:
-    /* A failure after the script ran leaves the VMs checked out in Redis;
-     * only an out-of-memory can get here, and the VMs then expire through
-     * their lifetime like any other checkout. */
-    if (rc < 0)
-        vmp_store_checkout_result_clear(res);
+    rc = st_checkout_parse(s, r, wants, nwants, res, err);
     freeReplyObject(r);
     return rc;
 }

@@ -693,6 +693,130 @@ static void test_vm_return(void **state)
     free(before);
 }
 
+/* ---- batches ---- */
+
+/* What a batch callback saw, in call order. */
+typedef struct batch_seen {
+    int n;
+    int rc[8];
+    char what[8][64]; /* "pool vm" of a checkout, "pool user" of a return */
+    long empty[8];
+} batch_seen;
+
+static void seen_checkout(void *ud, int rc, vmp_store_checkout_result *res, const vmp_err *err)
+{
+    (void)err;
+    batch_seen *s = ud;
+    assert_true(s->n < 8);
+    s->rc[s->n] = rc;
+    s->empty[s->n] = res->empty_want;
+    if (rc == 0) {
+        assert_int_equal(res->nvms, 1);
+        snprintf(s->what[s->n], sizeof s->what[0], "%s %s", res->vms[0].pool, res->vms[0].vm);
+    }
+    vmp_store_checkout_result_clear(res);
+    s->n++;
+}
+
+static void seen_return(void *ud, int rc, const char *pool, const char *user, const vmp_err *err)
+{
+    (void)err;
+    batch_seen *s = ud;
+    assert_true(s->n < 8);
+    s->rc[s->n] = rc;
+    snprintf(s->what[s->n], sizeof s->what[0], "%s %s", pool ? pool : "-", user ? user : "-");
+    s->n++;
+}
+
+static void test_batch(void **state)
+{
+    (void)state;
+    NEED_REDIS();
+    vmp_err err = {0};
+    Rdo("SADD vmpooler__ready__a a1");
+    Rdo("HSET vmpooler__vm__a1 template a");
+    Rdo("HSET vmpooler__vm__r1 template a token:token t1 token:user bob");
+    Rdo("SADD vmpooler__running__a r1");
+    Rdo("HSET vmpooler__token__t1 user bob");
+    Rdo("HSET vmpooler__vm__r2 template a token:token t1");
+    Rdo("SADD vmpooler__running__a r2");
+    const char *pa[] = {"a"};
+    vmp_store_want want = {"a", pa, 1};
+    vmp_store_checkout_opts o = {.now = NOW};
+    vmp_store_batch *b = vmp_store_batch_new();
+    assert_non_null(b);
+    batch_seen seen = {0};
+
+    /* Five ops from "five requests", one round trip, run in queue order:
+     * the second checkout finds the pool empty; the returns check the
+     * token rule; a VM with no hash is unknown. */
+    assert_int_equal(vmp_store_batch_checkout(b, &want, 1, &o, seen_checkout, &seen, &err), 0);
+    assert_int_equal(vmp_store_batch_checkout(b, &want, 1, &o, seen_checkout, &seen, &err), 0);
+    assert_int_equal(vmp_store_batch_vm_return_checked(b, "r1", "t1", NOW, seen_return, &seen, &err),
+                     0);
+    assert_int_equal(vmp_store_batch_vm_return_checked(b, "r2", "nope", NOW, seen_return, &seen,
+                                                       &err),
+                     0);
+    assert_int_equal(vmp_store_batch_vm_return_checked(b, "ghost", NULL, NOW, seen_return, &seen,
+                                                       &err),
+                     0);
+    assert_int_equal(vmp_store_batch_size(b), 5);
+    vmp_store_batch_send(st, b);
+    /* In flight: nothing called yet, a new op waits for the next send. */
+    assert_int_equal(seen.n, 0);
+    assert_int_equal(vmp_store_batch_size(b), 0);
+    assert_int_equal(vmp_store_batch_in_flight(b), 5);
+    assert_int_equal(vmp_store_batch_vm_return_checked(b, "a1", NULL, NOW, seen_return, &seen, &err),
+                     0);
+    vmp_store_batch_send(st, b); /* a group is in flight: does nothing */
+    assert_int_equal(vmp_store_batch_in_flight(b), 5);
+    vmp_store_batch_finish(st, b);
+    assert_int_equal(seen.n, 5);
+    assert_int_equal(seen.rc[0], 0);
+    assert_string_equal(seen.what[0], "a a1");
+    assert_int_equal(seen.rc[1], VMP_EAGAIN);
+    assert_int_equal(seen.empty[1], 0);
+    assert_int_equal(seen.rc[2], 0);
+    assert_string_equal(seen.what[2], "a bob");
+    assert_int_equal(seen.rc[3], VMP_EFAILED);
+    assert_int_equal(seen.rc[4], VMP_ENOENT);
+    assert_true(ismember("vmpooler__running__a", "a1"));
+    assert_true(ismember("vmpooler__migrating__a", "a1"));
+    assert_string_equal(hget("vmpooler__vm__a1", "checkout"), NOW_STR);
+    assert_true(ismember("vmpooler__completed__a", "r1"));
+    assert_string_equal(hget("vmpooler__token__t1", "last"), NOW_STR);
+    assert_true(ismember("vmpooler__running__a", "r2"));
+    /* The op queued meanwhile goes with the next group. */
+    assert_int_equal(vmp_store_batch_size(b), 1);
+    vmp_store_batch_run(st, b);
+    assert_int_equal(seen.n, 6);
+    assert_int_equal(seen.rc[5], 0);
+    assert_string_equal(seen.what[5], "a -");
+    assert_true(ismember("vmpooler__completed__a", "a1"));
+
+    /* Script cache flushed: each op runs again on its own, once. */
+    memset(&seen, 0, sizeof seen);
+    Rdo("SADD vmpooler__ready__a a2");
+    Rdo("SCRIPT FLUSH");
+    assert_int_equal(vmp_store_batch_checkout(b, &want, 1, &o, seen_checkout, &seen, &err), 0);
+    assert_int_equal(vmp_store_batch_checkout(b, &want, 1, &o, seen_checkout, &seen, &err), 0);
+    vmp_store_batch_run(st, b);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.rc[0], 0);
+    assert_string_equal(seen.what[0], "a a2");
+    assert_int_equal(seen.rc[1], VMP_EAGAIN);
+
+    /* Freed with ops queued: each is told it did not run. */
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(vmp_store_batch_checkout(b, &want, 1, &o, seen_checkout, &seen, &err), 0);
+    char *before = dump();
+    vmp_store_batch_free(b);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.rc[0], VMP_EREDIS);
+    ASSERT_UNCHANGED(before);
+    free(before);
+}
+
 static void test_counters_globals(void **state)
 {
     (void)state;
@@ -1427,6 +1551,32 @@ static void test_redis_killed(void **state)
     assert_int_equal(vmp_store_drain(st, "p", &moved, &err), 0);
     assert_int_equal(moved, 0);
     vmp_store_sub_free(sub);
+
+    /* A batch on a server that is gone: every op fails with VMP_EREDIS,
+     * none twice; with the server back, the next batch reconnects. */
+    const char *pa[] = {"a"};
+    vmp_store_want bw = {"a", pa, 1};
+    vmp_store_checkout_opts bo = {.now = NOW};
+    vmp_store_batch *b = vmp_store_batch_new();
+    batch_seen seen = {0};
+    vmp_test_redis_kill(srv);
+    assert_int_equal(vmp_store_batch_checkout(b, &bw, 1, &bo, seen_checkout, &seen, &err), 0);
+    assert_int_equal(vmp_store_batch_vm_return_checked(b, "x", NULL, NOW, seen_return, &seen, &err),
+                     0);
+    vmp_store_batch_run(st, b);
+    assert_int_equal(seen.n, 2);
+    assert_int_equal(seen.rc[0], VMP_EREDIS);
+    assert_int_equal(seen.rc[1], VMP_EREDIS);
+    assert_int_equal(vmp_test_redis_restart(srv, msg, sizeof msg), 0);
+    raw_connect();
+    Rdo("SADD vmpooler__ready__a a9");
+    memset(&seen, 0, sizeof seen);
+    assert_int_equal(vmp_store_batch_checkout(b, &bw, 1, &bo, seen_checkout, &seen, &err), 0);
+    vmp_store_batch_run(st, b);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(seen.rc[0], 0);
+    assert_string_equal(seen.what[0], "a a9");
+    vmp_store_batch_free(b);
 }
 
 int main(void)
@@ -1455,6 +1605,7 @@ int main(void)
         cmocka_unit_test_setup(test_leases, flush),
         cmocka_unit_test_setup(test_prefix_db_auth, flush),
         cmocka_unit_test_setup(test_noscript, flush),
+        cmocka_unit_test_setup(test_batch, flush),
         cmocka_unit_test_setup(test_refused, flush),
         cmocka_unit_test_setup(test_tcp, flush),
         cmocka_unit_test_setup(test_hung_server, flush),
