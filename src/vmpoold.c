@@ -43,6 +43,7 @@ typedef struct options {
     const char *config_path;
     bool run_manager, run_api, check_config, daemonize;
     const char *listen;
+    unsigned api_threads; /* 0: the API's default */
     const char *log_level;
     const char *log_file;
     const char *pidfile;
@@ -66,6 +67,7 @@ static void usage(FILE *out)
             "      --check-config    validate the configuration, print every error, exit\n"
             "      --listen HOST:PORT  API address (default: config :api: listen, else\n"
             "                        127.0.0.1:4567)\n"
+            "      --api-threads N   API worker threads, 1-64 (default: one per two CPUs)\n"
             "      --log-level LEVEL debug, info, warn or error (default info)\n"
             "      --log-file FILE   append log lines to FILE (default: config logfile,\n"
             "                        else stderr)\n"
@@ -82,13 +84,14 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, options *o)
 {
     enum { OPT_MANAGER = 256, OPT_API, OPT_CHECK, OPT_LISTEN, OPT_LEVEL, OPT_LOGFILE, OPT_PID,
-           OPT_DAEMON, OPT_STOP, OPT_LUA };
+           OPT_DAEMON, OPT_STOP, OPT_LUA, OPT_API_THREADS };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"manager", no_argument, NULL, OPT_MANAGER},
         {"api", no_argument, NULL, OPT_API},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"listen", required_argument, NULL, OPT_LISTEN},
+        {"api-threads", required_argument, NULL, OPT_API_THREADS},
         {"log-level", required_argument, NULL, OPT_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOGFILE},
         {"pidfile", required_argument, NULL, OPT_PID},
@@ -107,6 +110,15 @@ static int parse_args(int argc, char **argv, options *o)
         case OPT_API: o->run_api = true; break;
         case OPT_CHECK: o->check_config = true; break;
         case OPT_LISTEN: o->listen = optarg; break;
+        case OPT_API_THREADS: {
+            long long n = 0;
+            if (vmp_parse_long(optarg, &n) != 0 || n < 1 || n > 64) {
+                fprintf(stderr, "vmpoold: --api-threads: expected 1-64, got \"%s\"\n", optarg);
+                return -1;
+            }
+            o->api_threads = (unsigned)n;
+            break;
+        }
         case OPT_LEVEL: o->log_level = optarg; break;
         case OPT_LOGFILE: o->log_file = optarg; break;
         case OPT_PID: o->pidfile = optarg; break;
@@ -374,7 +386,8 @@ static int start_components(daemon_state *d)
         }
     }
     if (d->opts.run_api) {
-        vmp_api_opts ao = {.config = d->cfg, .store = &d->store_opts};
+        vmp_api_opts ao = {.config = d->cfg, .store = &d->store_opts,
+                           .threads = d->opts.api_threads};
         char *host = NULL;
         if (d->opts.listen) {
             if (vmp_api_parse_listen(d->opts.listen, &host, &ao.listen_port, &err) != 0) {

@@ -4,8 +4,10 @@
  * token auth and rate limiter; docs/api.md lists every endpoint and every
  * deliberate deviation).
  *
- * The server runs on libmicrohttpd with its own thread pool; each thread has
- * its own Redis connection (a vmp_store), opened lazily on its first request.
+ * The server runs on libmicrohttpd, one daemon per worker thread on a shared
+ * listen socket; each thread has its own Redis connection (a vmp_store),
+ * opened lazily on its first request, and sends the checkouts and returns
+ * of the requests that arrive together as one pipeline.
  * The API never talks to providers: it reads and writes Redis through the
  * store only, and publishes events ("checkout <pool>", "return <pool>",
  * "config <pool>", ...) so a manager reacts at once. Any number of API
@@ -52,8 +54,9 @@ typedef struct vmp_api_opts {
     /* > 0: that port; 0: config->api.listen_port, else 4567;
      * VMP_API_PORT_ANY: any free port. */
     int listen_port;
-    /* Worker threads of the HTTP server; 0: one per online CPU (at least
-     * 2, at most 16). Each holds one Redis connection. */
+    /* Worker threads of the HTTP server; 0: one per two online CPUs (at
+     * least 1, at most 16). Each runs its own event loop and holds one
+     * Redis connection. */
     unsigned threads;
     /* Time source for everything written to Redis and for the rate limiter
      * windows (borrowed); NULL: the system clock. */

@@ -51,6 +51,20 @@ void api_cfgstate_free(api_cfgstate *st);
 
 /* ---- the server --------------------------------------------------------- */
 
+/* One server thread: its own libmicrohttpd daemon (on the shared listen
+ * socket, run by this thread's event loop), its own Redis connection (the
+ * thread's store) and the batch that gathers its requests' hot scripts. */
+typedef struct api_worker {
+    struct vmp_api *api;
+    void *daemon; /* struct MHD_Daemon * */
+    vmp_store_batch *batch;
+    int epfd; /* waits on the daemon's epoll fd and the stop pipe */
+    pthread_t thread;
+    bool running;
+    bool batch_closed; /* handlers call Redis directly (last round of a turn) */
+    size_t last_group; /* ops in the last group sent */
+} api_worker;
+
 struct vmp_api {
     vmp_store_opts store_opts;
     char *host;
@@ -61,7 +75,10 @@ struct vmp_api {
     vmp_metrics *metrics;
     size_t body_limit;
     double status_cache_seconds;
-    void *daemon; /* struct MHD_Daemon * */
+    bool started;
+    int listen_fd;
+    int stop_pipe[2]; /* closing the write end stops every worker */
+    api_worker *workers; /* `threads` of them while started */
     pthread_key_t store_key;
     bool key_made;
     pthread_rwlock_t cfg_lock;
@@ -103,6 +120,8 @@ typedef struct api_header {
 
 typedef struct api_req {
     vmp_api *api;
+    api_worker *worker;
+    void *ctx; /* the connection's conn_ctx (api.c) */
     const api_cfgstate *st;
     const vmp_config *cfg;
     void *conn; /* struct MHD_Connection * */
@@ -126,7 +145,19 @@ typedef struct api_req {
     bool www_auth; /* add WWW-Authenticate */
     api_header headers[6];
     size_t nheaders;
+    /* The reply waits for Redis work queued in the worker's batch: the
+     * handler returned without one; the batch callback sets it and calls
+     * api_answer. */
+    bool deferred;
 } api_req;
+
+/* The batch of this request's thread, for Redis work that can wait for the
+ * other requests that arrived together (see store.h, batches); NULL when
+ * the work must run at once. After queueing, the handler calls api_defer
+ * and returns; the op's callback sets the reply and calls api_answer. */
+vmp_store_batch *api_batch(api_req *r);
+void api_defer(api_req *r);
+void api_answer(api_req *r);
 
 /* This thread's store (opened on first use). NULL with the request answered
  * 503 when Redis cannot be reached. */

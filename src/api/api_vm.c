@@ -248,78 +248,66 @@ static void add_hostname(json_t *res, const char *name, const char *fqdn)
 
 #define API_MAX_CHECKOUT_VMS 1000
 
-static void allocate(api_req *r, want_req *wr, size_t nwr)
+static void free_wants(want_req *w, size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        free(w[i].name);
+    free(w);
+}
+
+/* A checkout between its queueing and its reply. */
+typedef struct checkout_job {
+    api_req *r;
+    want_req *wr; /* the names the wants point to */
+    size_t nwr;
+    vmp_store_want *wants;
+    const char **cands;
+    char *user;
+    size_t total;
+} checkout_job;
+
+static void checkout_job_free(checkout_job *j)
+{
+    free_wants(j->wr, j->nwr);
+    free(j->wants);
+    free(j->cands);
+    free(j->user);
+    free(j);
+}
+
+/* The reply to a checkout once Redis answered (a vmp_store_checkout_done). */
+static void checkout_done(void *ud, int rc, vmp_store_checkout_result *res, const vmp_err *err)
+{
+    checkout_job *j = ud;
+    api_req *r = j->r;
     const vmp_config *cfg = r->cfg;
-    char *user = NULL;
-    const char *token = NULL;
-    size_t total = 0;
-    for (size_t i = 0; i < nwr; i++)
-        total += (size_t)wr[i].count;
-    if (total > API_MAX_CHECKOUT_VMS) {
-        api_reply_error(r, 400, "VM count must be at most 1000 in one request");
-        return;
-    }
-    if (r->st->auth_configured && r->token) {
-        if (!api_need_token(r, &user))
-            return;
-        token = r->token;
-    }
-    vmp_store *s = api_store(r);
-    if (!s) {
-        free(user);
-        return;
-    }
-    vmp_store_want *wants = calloc(total + 1, sizeof(*wants));
-    const char **cands = calloc((total + 1) * (cfg->n_pools + 1), sizeof(*cands));
-    vmp_store_checkout_result res = {0};
-    if (!wants || !cands) {
-        api_reply_error(r, 500, "out of memory");
-        goto out;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < nwr; i++) {
-        for (long long c = 0; c < wr[i].count; c++, k++) {
-            const char **cp = cands + k * (cfg->n_pools + 1);
-            wants[k].name = wr[i].name;
-            wants[k].pools = cp;
-            wants[k].npools = candidates(cfg, wr[i].name, cp, cfg->n_pools + 1);
-        }
-    }
-    vmp_store_checkout_opts co = {0};
-    co.token = token;
-    co.user = token ? user : NULL;
-    co.lifetime = token && cfg->global.vm_lifetime_auth > 0 ? cfg->global.vm_lifetime_auth : 0;
-    co.now = r->now;
-    vmp_err err = {0};
-    int rc = vmp_store_checkout(s, wants, total, &co, &res, &err);
     if (rc == VMP_EAGAIN) {
-        const char *empty = res.empty_want >= 0 && (size_t)res.empty_want < total
-                                ? wants[res.empty_want].name
+        const char *empty = res->empty_want >= 0 && (size_t)res->empty_want < j->total
+                                ? j->wants[res->empty_want].name
                                 : "unknown";
         vmp_metrics_increment(r->api->metrics, "checkout.empty.%s", empty);
         api_reply_fail(r, 503);
         goto out;
     }
     if (rc != 0) {
-        api_reply_store_error(r, &err);
+        api_reply_store_error(r, err);
         goto out;
     }
     json_t *o = json_object();
     json_object_set_new(o, "ok", json_true());
-    for (size_t i = 0; i < res.nvms; i++) {
-        const vmp_store_checked_out *v = &res.vms[i];
+    for (size_t i = 0; i < res->nvms; i++) {
+        const vmp_store_checked_out *v = &res->vms[i];
         const char *domain = api_pool_domain(cfg, v->pool);
         char fqdn[512];
         if (domain && *domain)
             snprintf(fqdn, sizeof(fqdn), "%s.%s", v->vm, domain);
         else
             vmp_strlcpy(fqdn, v->vm, sizeof(fqdn));
-        add_hostname(o, wants[v->want].name, fqdn);
+        add_hostname(o, j->wants[v->want].name, fqdn);
         vmp_metrics_increment(r->api->metrics, "checkout.success.%s", v->pool);
         if (cfg->global.usage_stats) {
             char u[128];
-            vmp_strlcpy(u, user ? user : "unauthenticated", sizeof(u));
+            vmp_strlcpy(u, j->user ? j->user : "unauthenticated", sizeof(u));
             for (char *p = u; *p; p++)
                 if (*p == '.')
                     *p = '_';
@@ -332,21 +320,83 @@ static void allocate(api_req *r, want_req *wr, size_t nwr)
         }
     }
     /* Wake the manager so it refills at once. */
-    for (size_t i = 0; i < res.nvms; i++)
-        api_event(r->api, "checkout", res.vms[i].pool);
+    for (size_t i = 0; i < res->nvms; i++)
+        api_event(r->api, "checkout", res->vms[i].pool);
     api_reply(r, 200, o);
 out:
-    vmp_store_checkout_result_clear(&res);
-    free(wants);
-    free(cands);
-    free(user);
+    vmp_store_checkout_result_clear(res);
+    if (r->deferred)
+        api_answer(r);
+    checkout_job_free(j);
 }
 
-static void free_wants(want_req *w, size_t n)
+/* Checks out what wr asks for (taking wr over). */
+static void allocate(api_req *r, want_req *wr, size_t nwr)
 {
-    for (size_t i = 0; i < n; i++)
-        free(w[i].name);
-    free(w);
+    const vmp_config *cfg = r->cfg;
+    size_t total = 0;
+    for (size_t i = 0; i < nwr; i++)
+        total += (size_t)wr[i].count;
+    checkout_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        free_wants(wr, nwr);
+        api_reply_error(r, 500, "out of memory");
+        return;
+    }
+    j->wr = wr;
+    j->nwr = nwr;
+    if (total > API_MAX_CHECKOUT_VMS) {
+        checkout_job_free(j);
+        api_reply_error(r, 400, "VM count must be at most 1000 in one request");
+        return;
+    }
+    j->r = r;
+    j->total = total;
+    const char *token = NULL;
+    if (r->st->auth_configured && r->token) {
+        if (!api_need_token(r, &j->user)) {
+            checkout_job_free(j);
+            return;
+        }
+        token = r->token;
+    }
+    vmp_store *s = api_store(r);
+    if (!s) {
+        checkout_job_free(j);
+        return;
+    }
+    j->wants = calloc(total + 1, sizeof(*j->wants));
+    j->cands = calloc((total + 1) * (cfg->n_pools + 1), sizeof(*j->cands));
+    if (!j->wants || !j->cands) {
+        api_reply_error(r, 500, "out of memory");
+        checkout_job_free(j);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nwr; i++) {
+        for (long long c = 0; c < wr[i].count; c++, k++) {
+            const char **cp = j->cands + k * (cfg->n_pools + 1);
+            j->wants[k].name = wr[i].name;
+            j->wants[k].pools = cp;
+            j->wants[k].npools = candidates(cfg, wr[i].name, cp, cfg->n_pools + 1);
+        }
+    }
+    vmp_store_checkout_opts co = {0};
+    co.token = token;
+    co.user = token ? j->user : NULL;
+    co.lifetime = token && cfg->global.vm_lifetime_auth > 0 ? cfg->global.vm_lifetime_auth : 0;
+    co.now = r->now;
+    vmp_err err = {0};
+    /* Joins the other requests of this loop turn in one Redis round trip;
+     * the reply is built by checkout_done. */
+    vmp_store_batch *b = api_batch(r);
+    if (b && vmp_store_batch_checkout(b, j->wants, total, &co, checkout_done, j, &err) == 0) {
+        api_defer(r);
+        return;
+    }
+    vmp_store_checkout_result res = {0};
+    int rc = vmp_store_checkout(s, j->wants, total, &co, &res, &err);
+    checkout_done(j, rc, &res, &err);
 }
 
 static void checkout_body(api_req *r)
@@ -398,6 +448,7 @@ static void checkout_body(api_req *r)
         goto out;
     }
     allocate(r, w, nw);
+    w = NULL;
 out:
     if (w)
         free_wants(w, nw);
@@ -463,11 +514,12 @@ static void checkout_path(api_req *r, const char *spec)
             invalid = true;
         }
     }
-    if (invalid)
+    if (invalid) {
         api_reply_fail(r, 404);
-    else
-        allocate(r, w, n);
-    free_wants(w, n);
+        free_wants(w, n);
+        return;
+    }
+    allocate(r, w, n);
 }
 
 /* ---- GET /vm/<hostname> ------------------------------------------------------------ */
@@ -829,6 +881,44 @@ out:
 
 /* ---- DELETE /vm/<hostname> ------------------------------------------------------------- */
 
+/* The reply to a return once Redis answered (a vmp_store_return_done). */
+static void return_done(void *ud, int rc, const char *pool, const char *user, const vmp_err *err)
+{
+    api_req *r = ud;
+    if (rc == VMP_ENOENT) {
+        api_reply_fail(r, 404);
+    } else if (rc == VMP_EFAILED) {
+        api_reply_fail(r, 401);
+        r->www_auth = true;
+    } else if (rc == VMP_ESTATE) {
+        vmp_metrics_increment(r->api->metrics, "delete.failed");
+        api_reply_fail(r, 404);
+    } else if (rc) {
+        api_reply_store_error(r, err);
+    } else {
+        vmp_metrics_increment(r->api->metrics, "delete.success");
+        if (r->cfg->global.usage_stats) {
+            char ub[128], pb[128];
+            vmp_strlcpy(ub, user ? user : "unauthenticated", sizeof(ub));
+            vmp_strlcpy(pb, pool ? pool : "unknown", sizeof(pb));
+            for (char *p = ub; *p; p++)
+                if (*p == '.')
+                    *p = '_';
+            for (char *p = pb; *p; p++)
+                if (*p == '.')
+                    *p = '_';
+            vmp_metrics_increment(r->api->metrics, "user.%s.destroy.%s", ub, pb);
+        }
+        if (pool)
+            api_event(r->api, "return", pool);
+        json_t *res = json_object();
+        json_object_set_new(res, "ok", json_true());
+        api_reply(r, 200, res);
+    }
+    if (r->deferred)
+        api_answer(r);
+}
+
 static void vm_delete(api_req *r, const char *host)
 {
     vmp_metrics_increment(r->api->metrics, "http_requests_vm_total.delete.vm.hostname");
@@ -840,46 +930,17 @@ static void vm_delete(api_req *r, const char *host)
     if (!s)
         return;
     vmp_err err = {0};
+    /* Token check and return in one atomic script, joining the other
+     * requests of this loop turn in one Redis round trip. */
+    vmp_store_batch *b = api_batch(r);
+    if (b && vmp_store_batch_vm_return_checked(b, name, r->token, r->now, return_done, r, &err) ==
+                 0) {
+        api_defer(r);
+        return;
+    }
     char *pool = NULL, *user = NULL;
-    /* token check and return in one atomic round trip */
     int rc = vmp_store_vm_return_checked(s, name, r->token, r->now, &pool, &user, &err);
-    if (rc == VMP_ENOENT) {
-        api_reply_fail(r, 404);
-        goto out;
-    }
-    if (rc == VMP_EFAILED) {
-        api_reply_fail(r, 401);
-        r->www_auth = true;
-        goto out;
-    }
-    if (rc == VMP_ESTATE) {
-        vmp_metrics_increment(r->api->metrics, "delete.failed");
-        api_reply_fail(r, 404);
-        goto out;
-    }
-    if (rc) {
-        api_reply_store_error(r, &err);
-        goto out;
-    }
-    vmp_metrics_increment(r->api->metrics, "delete.success");
-    if (r->cfg->global.usage_stats) {
-        char ub[128], pb[128];
-        vmp_strlcpy(ub, user ? user : "unauthenticated", sizeof(ub));
-        vmp_strlcpy(pb, pool ? pool : "unknown", sizeof(pb));
-        for (char *p = ub; *p; p++)
-            if (*p == '.')
-                *p = '_';
-        for (char *p = pb; *p; p++)
-            if (*p == '.')
-                *p = '_';
-        vmp_metrics_increment(r->api->metrics, "user.%s.destroy.%s", ub, pb);
-    }
-    if (pool)
-        api_event(r->api, "return", pool);
-    json_t *res = json_object();
-    json_object_set_new(res, "ok", json_true());
-    api_reply(r, 200, res);
-out:
+    return_done(r, rc, pool, user, &err);
     free(pool);
     free(user);
 }

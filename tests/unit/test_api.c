@@ -1219,7 +1219,7 @@ static void test_concurrent_checkout(void **state)
     vmp_api_opts ao = {.config = cfg,
                        .store = &sopts,
                        .listen_port = VMP_API_PORT_ANY,
-                       .threads = 2,
+                       .threads = 1,
                        .clock = clk};
     assert_int_equal(vmp_api_new(&ao, &second, &err), 0);
     assert_int_equal(vmp_api_start(second, &err), 0);
@@ -1249,6 +1249,99 @@ static void test_concurrent_checkout(void **state)
     assert_int_equal(count("pool1", VMP_VM_READY), 15);
     free(ws);
     vmp_api_free(second);
+}
+
+/* Checkout+return loops on one worker thread while the config is swapped
+ * again and again: every request is answered with the config it started
+ * with (no request sees a freed one, none hangs), and each swap returns. */
+typedef struct cycler {
+    int port;
+    int ok, bad;
+    volatile bool *stop;
+} cycler;
+
+static void *cycle_client(void *ud)
+{
+    cycler *c = ud;
+    tport = c->port;
+    while (!*c->stop) {
+        resp *r = req("POST", "/api/v3/vm/pool1", NULL, NULL, NULL);
+        if (r->status == 503) { /* the pool ran dry: nothing refills it here */
+            resp_free(r);
+            break;
+        }
+        json_t *j = r->status == 200 ? body_json(r) : NULL;
+        const char *h =
+            json_string_value(json_object_get(json_object_get(j, "pool1"), "hostname"));
+        char path[128];
+        if (h) {
+            snprintf(path, sizeof(path), "/api/v3/vm/%s", h);
+            resp *d = req("DELETE", path, NULL, NULL, NULL);
+            if (d->status == 200)
+                c->ok++;
+            else
+                c->bad++;
+            resp_free(d);
+        } else {
+            c->bad++;
+        }
+        json_decref(j);
+        resp_free(r);
+    }
+    return NULL;
+}
+
+static void test_reload_under_load(void **state)
+{
+    NEED_SERVER();
+    char vm[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(vm, sizeof(vm), "c%04d", i);
+        seed_ready("pool1", vm);
+    }
+    vmp_api *one = NULL;
+    vmp_err err = {0};
+    vmp_api_opts ao = {.config = cfg,
+                       .store = &sopts,
+                       .listen_port = VMP_API_PORT_ANY,
+                       .threads = 1,
+                       .clock = clk};
+    assert_int_equal(vmp_api_new(&ao, &one, &err), 0);
+    assert_int_equal(vmp_api_start(one, &err), 0);
+    volatile bool stop = false;
+    cycler cs[4] = {{0}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        cs[i].port = vmp_api_port(one);
+        cs[i].stop = &stop;
+        pthread_create(&th[i], NULL, cycle_client, &cs[i]);
+    }
+    vmp_config *live = NULL;
+    for (int i = 0; i < 30; i++) {
+        char yaml[8192];
+        snprintf(yaml, sizeof(yaml), base_yaml, "", "");
+        vmp_config_opts co = {.no_env = true};
+        vmp_config *next = NULL;
+        assert_int_equal(vmp_config_load_string(yaml, "<next>", &co, &next, NULL, &err), 0);
+        assert_int_equal(vmp_api_set_config(one, next, &err), 0);
+        /* the previous one is no longer used by any request */
+        vmp_config_free(live);
+        live = next;
+        usleep(10000);
+    }
+    stop = true;
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ok += cs[i].ok;
+        assert_int_equal(cs[i].bad, 0);
+    }
+    assert_true(ok > 0);
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 0);
+    assert_int_equal(count("pool1", VMP_VM_COMPLETED), ok);
+    assert_int_equal(count("pool1", VMP_VM_READY) + ok, 2000);
+    vmp_api_free(one);
+    vmp_config_free(live);
 }
 
 /* Checkouts and returns wake the manager through the event channel. */
@@ -1689,6 +1782,7 @@ int main(void)
         cmocka_unit_test_setup(test_ldap, each),
         cmocka_unit_test_setup(test_events, each),
         cmocka_unit_test_setup(test_set_config, each),
+        cmocka_unit_test_setup(test_reload_under_load, each),
         cmocka_unit_test_setup(test_pools_from_redis, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
