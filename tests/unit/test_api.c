@@ -1171,6 +1171,32 @@ static void test_rate_limit(void **state)
 #define NCLIENTS 8
 #define NVMS 60
 
+/* Seeds n ready VMs named <prefix>0000... in pool. */
+static void seed_many(const char *pool, const char *prefix, int n)
+{
+    char vm[32];
+    for (int i = 0; i < n; i++) {
+        snprintf(vm, sizeof(vm), "%s%04d", prefix, i);
+        seed_ready(pool, vm);
+    }
+}
+
+/* Another server on the current config and the same Redis (free it). */
+static vmp_api *extra_api(unsigned threads)
+{
+    vmp_api *a = NULL;
+    vmp_err err = {0};
+    vmp_api_opts ao = {.config = cfg,
+                       .store = &sopts,
+                       .listen_port = VMP_API_PORT_ANY,
+                       .threads = threads,
+                       .clock = clk};
+    assert_int_equal(vmp_api_new(&ao, &a, &err), 0);
+    if (vmp_api_start(a, &err) != 0)
+        fail_msg("start: %s", err.msg);
+    return a;
+}
+
 typedef struct worker {
     int port;
     int got;
@@ -1205,24 +1231,9 @@ static void *client(void *ud)
 static void test_concurrent_checkout(void **state)
 {
     NEED_SERVER();
-    char vm[32];
-    for (int i = 0; i < 40; i++) {
-        snprintf(vm, sizeof(vm), "a%02d", i);
-        seed_ready("pool1", vm);
-    }
-    for (int i = 0; i < 25; i++) {
-        snprintf(vm, sizeof(vm), "b%02d", i);
-        seed_ready("pool3", vm);
-    }
-    vmp_api *second = NULL;
-    vmp_err err = {0};
-    vmp_api_opts ao = {.config = cfg,
-                       .store = &sopts,
-                       .listen_port = VMP_API_PORT_ANY,
-                       .threads = 1,
-                       .clock = clk};
-    assert_int_equal(vmp_api_new(&ao, &second, &err), 0);
-    assert_int_equal(vmp_api_start(second, &err), 0);
+    seed_many("pool1", "a", 40);
+    seed_many("pool3", "b", 25);
+    vmp_api *second = extra_api(1);
     int ports[2] = {port, vmp_api_port(second)};
     pthread_t th[NCLIENTS];
     worker *ws = calloc(NCLIENTS, sizeof(*ws));
@@ -1294,20 +1305,9 @@ static void *cycle_client(void *ud)
 static void test_reload_under_load(void **state)
 {
     NEED_SERVER();
-    char vm[32];
-    for (int i = 0; i < 2000; i++) {
-        snprintf(vm, sizeof(vm), "c%04d", i);
-        seed_ready("pool1", vm);
-    }
-    vmp_api *one = NULL;
+    seed_many("pool1", "c", 2000);
+    vmp_api *one = extra_api(1);
     vmp_err err = {0};
-    vmp_api_opts ao = {.config = cfg,
-                       .store = &sopts,
-                       .listen_port = VMP_API_PORT_ANY,
-                       .threads = 1,
-                       .clock = clk};
-    assert_int_equal(vmp_api_new(&ao, &one, &err), 0);
-    assert_int_equal(vmp_api_start(one, &err), 0);
     volatile bool stop = false;
     cycler cs[4] = {{0}};
     pthread_t th[4];
