@@ -56,13 +56,16 @@ bb_check "--help prints usage" bash -c "'$VMPOOLD' --help | grep -q -- '--check-
 bb_eq "an unknown option exits 2" 2 $?
 "$VMPOOLD" --config "$BB_TMP/good.yaml" fly >/dev/null 2>&1
 bb_eq "an unknown component word exits 2" 2 $?
+out=$("$VMPOOLD" --config "$BB_TMP/good.yaml" --api-threads 0 2>&1)
+bb_eq "--api-threads 0 exits 2" 2 $?
+bb_check "--api-threads names the bad value" grep -q 'api-threads: expected 1-64, got "0"' <<<"$out"
 "$VMPOOLD" --config "$BB_TMP/missing.yaml" --check-config >/dev/null 2>&1
 bb_eq "a missing config file exits 1" 1 $?
 
 # ---- fill, reload, stop on a real redis-server -----------------------------
 bb_start_redis || { bb_fail "redis-server did not start"; bb_finish; exit 1; }
 port=$(bb_free_port)
-"$VMPOOLD" --config "$BB_TMP/good.yaml" --listen "127.0.0.1:$port" \
+"$VMPOOLD" --config "$BB_TMP/good.yaml" --listen "127.0.0.1:$port" --api-threads 3 \
   --pidfile "$BB_TMP/vmpoold.pid" --log-file "$BB_TMP/vmpoold.log" &
 daemon=$!
 BB_PIDS+=("$daemon")
@@ -70,6 +73,7 @@ bb_check "pool alpha fills to 3" bb_wait_for "alpha full" 30 bb_pool_full alpha 
 bb_check "pool beta fills to 2" bb_wait_for "beta full" 30 bb_pool_full beta 2
 bb_eq "pid file holds the daemon's pid" "$daemon" "$(cat "$BB_TMP/vmpoold.pid" 2>/dev/null)"
 bb_check "API answers on --listen" bash -c "curl -sf http://127.0.0.1:$port/api/v3/status | grep -q '\"alpha\"'"
+bb_check "the API runs --api-threads workers" grep -q "listening on 127.0.0.1:$port (3 threads)" "$BB_TMP/vmpoold.log"
 bb_eq "vmpooler__pools lists the pools" "alpha beta" "$(bb_redis SMEMBERS vmpooler__pools | sort | xargs)"
 
 # A checkout over the API; the engine refills the pool at once.
