@@ -428,8 +428,20 @@ typedef struct conn_ctx {
     /* A deferred request lives here between its handler and its reply. */
     bool have_req;
     bool waiting;
+    /* The connection closed while the request waited: the batch callback
+     * frees this context; path and method are copies by then. */
+    bool orphaned;
+    char *path_copy, *method_copy;
     api_req req;
 } conn_ctx;
+
+static void ctx_free(conn_ctx *ctx)
+{
+    vmp_buf_free(&ctx->body);
+    free(ctx->path_copy);
+    free(ctx->method_copy);
+    free(ctx);
+}
 
 /* Frees what a request owns (not its connection context). */
 static void req_clear(api_req *r)
@@ -449,13 +461,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_ctx *ctx = *con_cls;
     if (!ctx)
         return;
-    /* A deferred request always gets its reply before its loop turn ends,
-     * so nothing can be waiting in a batch here. */
+    *con_cls = NULL;
+    if (ctx->waiting) {
+        /* The client went away (a reset) while its request waits in the
+         * batch: the callback still comes, this turn, and frees it. What
+         * pointed into the connection's memory is copied first. */
+        ctx->orphaned = true;
+        ctx->path_copy = vmp_strdup(ctx->req.path ? ctx->req.path : "");
+        ctx->method_copy = vmp_strdup(ctx->req.method_str ? ctx->req.method_str : "");
+        ctx->req.path = ctx->path_copy ? ctx->path_copy : "";
+        ctx->req.method_str = ctx->method_copy ? ctx->method_copy : "";
+        ctx->req.token = NULL;
+        ctx->req.conn = NULL;
+        return;
+    }
     if (ctx->have_req)
         req_clear(&ctx->req);
-    vmp_buf_free(&ctx->body);
-    free(ctx);
-    *con_cls = NULL;
+    ctx_free(ctx);
 }
 
 /* Keep the path as sent: routes decode each segment themselves, so that
@@ -847,8 +869,13 @@ static void req_finish(api_req *r)
 
 void api_answer(api_req *r)
 {
+    conn_ctx *ctx = r->ctx;
     req_finish(r);
-    ((conn_ctx *)r->ctx)->waiting = false;
+    ctx->waiting = false;
+    if (ctx->orphaned) {
+        req_clear(r);
+        ctx_free(ctx);
+    }
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -655,8 +655,8 @@ void vmp_store_batch_free(vmp_store_batch *b);
 /* Ops queued and not yet sent. */
 size_t vmp_store_batch_size(const vmp_store_batch *b);
 /* Queues vmp_store_checkout. wants (and what it points to) must stay valid
- * until done is called. VMP_ENOMEM (done not called) when it cannot be
- * queued. */
+ * until done is called; opts is copied. VMP_ENOMEM (done not called) when
+ * it cannot be queued. */
 int vmp_store_batch_checkout(vmp_store_batch *b, const vmp_store_want *wants, size_t nwants,
                              const vmp_store_checkout_opts *opts, vmp_store_checkout_done done,
                              void *ud, vmp_err *err);

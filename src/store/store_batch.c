@@ -20,7 +20,8 @@ typedef struct batch_op {
     /* checkout */
     const vmp_store_want *wants;
     size_t nwants;
-    vmp_store_checkout_opts opts; /* token/user borrowed until done */
+    vmp_store_checkout_opts opts; /* token and user point to the copies below */
+    char *token_copy, *user_copy;
     vmp_store_checkout_done checkout_done;
     /* return */
     char *vm, *token;
@@ -74,10 +75,17 @@ int vmp_store_batch_checkout(vmp_store_batch *b, const vmp_store_want *wants, si
     op->wants = wants;
     op->nwants = nwants;
     op->opts = *opts;
+    /* copies: the caller's strings may not outlive the request */
+    op->token_copy = opts->token ? strdup(opts->token) : NULL;
+    op->user_copy = opts->user ? strdup(opts->user) : NULL;
+    op->opts.token = op->token_copy;
+    op->opts.user = op->user_copy;
     op->checkout_done = done;
     op->ud = ud;
     st_checkout_args(wants, nwants, opts, &op->args);
-    if (op->args.oom) {
+    if (op->args.oom || (opts->token && !op->token_copy) || (opts->user && !op->user_copy)) {
+        free(op->token_copy);
+        free(op->user_copy);
         st_args_free(&op->args);
         return vmp_err_set(err, VMP_ENOMEM, "out of memory");
     }
@@ -114,6 +122,8 @@ static void op_free(batch_op *op)
     st_args_free(&op->args);
     free(op->vm);
     free(op->token);
+    free(op->token_copy);
+    free(op->user_copy);
 }
 
 /* Calls op's callback with a failure. */
@@ -235,6 +245,16 @@ void vmp_store_batch_finish(vmp_store *s, vmp_store_batch *b)
         return;
     vmp_err err = b->send_err;
     int rc = b->send_rc;
+    if (rc < 0) {
+        /* never sent (or lost with the connection): nothing to read */
+        for (size_t i = 0; i < n; i++) {
+            fail(&b->ops[i], rc, &err);
+            op_free(&b->ops[i]);
+        }
+        b->nsent = 0;
+        drop_front(b, n);
+        return;
+    }
     /* Every reply first, in order; an op that must run again on its own
      * (script cache flushed) does so only after the group is read. */
     for (size_t i = 0; i < n; i++) {

@@ -1344,6 +1344,89 @@ static void test_reload_under_load(void **state)
     vmp_config_free(live);
 }
 
+/* Clients that reset their connection right after sending a checkout or a
+ * return, while other clients keep the worker busy: a request whose client
+ * is gone while it waits for its Redis group must be answered into the void
+ * and freed, never touched after (the sanitizer build checks the memory). */
+typedef struct resetter {
+    int port;
+    int n;
+} resetter;
+
+static void *reset_client(void *ud)
+{
+    resetter *rs = ud;
+    for (int i = 0; i < rs->n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rs->port)};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        char buf[256];
+        int len = i % 2 ? snprintf(buf, sizeof(buf),
+                                   "DELETE /api/v3/vm/nosuch%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+                        : snprintf(buf, sizeof(buf),
+                                   "POST /api/v3/vm/pool1 HTTP/1.1\r\nHost: x\r\n"
+                                   "Content-Length: 0\r\n\r\n");
+        if (send(fd, buf, (size_t)len, MSG_NOSIGNAL) != len) {
+            close(fd);
+            continue;
+        }
+        /* reset 0-300 us after the request: before the server reads it,
+         * with it, or after its reply */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long wait_ns = (long)(i * 7919 % 301) * 1000;
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < wait_ns);
+        struct linger lg = {1, 0}; /* close with a reset */
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        close(fd);
+    }
+    return NULL;
+}
+
+static void test_client_resets(void **state)
+{
+    NEED_SERVER();
+    seed_many("pool1", "r", 9000);
+    vmp_api *one = extra_api(1);
+    volatile bool stop = false;
+    cycler cs[4] = {{0}};
+    pthread_t busy[4], rst[2];
+    resetter rs[2];
+    for (int i = 0; i < 4; i++) {
+        cs[i].port = vmp_api_port(one);
+        cs[i].stop = &stop;
+        pthread_create(&busy[i], NULL, cycle_client, &cs[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        rs[i].port = vmp_api_port(one);
+        rs[i].n = 1500;
+        pthread_create(&rst[i], NULL, reset_client, &rs[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(rst[i], NULL);
+    stop = true;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(busy[i], NULL);
+        assert_int_equal(cs[i].bad, 0);
+    }
+    /* still serving, and every VM is somewhere: ready, running (checked
+     * out by a client that left) or completed */
+    tport = vmp_api_port(one);
+    expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200, "[\"pool1\",\"pool2\",\"pool3\"]");
+    tport = 0;
+    assert_int_equal(count("pool1", VMP_VM_READY) + count("pool1", VMP_VM_RUNNING) +
+                         count("pool1", VMP_VM_COMPLETED),
+                     9000);
+    vmp_api_free(one);
+}
+
 /* Checkouts and returns wake the manager through the event channel. */
 static void test_events(void **state)
 {
@@ -1783,6 +1866,7 @@ int main(void)
         cmocka_unit_test_setup(test_events, each),
         cmocka_unit_test_setup(test_set_config, each),
         cmocka_unit_test_setup(test_reload_under_load, each),
+        cmocka_unit_test_setup(test_client_resets, each),
         cmocka_unit_test_setup(test_pools_from_redis, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
