@@ -1268,14 +1268,14 @@ static void test_concurrent_checkout(void **state)
 typedef struct cycler {
     int port;
     int ok, bad;
-    volatile bool *stop;
+    bool *stop; /* read and set atomically */
 } cycler;
 
 static void *cycle_client(void *ud)
 {
     cycler *c = ud;
     tport = c->port;
-    while (!*c->stop) {
+    while (!__atomic_load_n(c->stop, __ATOMIC_ACQUIRE)) {
         resp *r = req("POST", "/api/v3/vm/pool1", NULL, NULL, NULL);
         if (r->status == 503) { /* the pool ran dry: nothing refills it here */
             resp_free(r);
@@ -1308,7 +1308,7 @@ static void test_reload_under_load(void **state)
     seed_many("pool1", "c", 2000);
     vmp_api *one = extra_api(1);
     vmp_err err = {0};
-    volatile bool stop = false;
+    bool stop = false;
     cycler cs[4] = {{0}};
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
@@ -1329,7 +1329,7 @@ static void test_reload_under_load(void **state)
         live = next;
         usleep(10000);
     }
-    stop = true;
+    __atomic_store_n(&stop, true, __ATOMIC_RELEASE);
     int ok = 0;
     for (int i = 0; i < 4; i++) {
         pthread_join(th[i], NULL);
@@ -1395,7 +1395,7 @@ static void test_client_resets(void **state)
     NEED_SERVER();
     seed_many("pool1", "r", 9000);
     vmp_api *one = extra_api(1);
-    volatile bool stop = false;
+    bool stop = false;
     cycler cs[4] = {{0}};
     pthread_t busy[4], rst[2];
     resetter rs[2];
@@ -1411,7 +1411,7 @@ static void test_client_resets(void **state)
     }
     for (int i = 0; i < 2; i++)
         pthread_join(rst[i], NULL);
-    stop = true;
+    __atomic_store_n(&stop, true, __ATOMIC_RELEASE);
     for (int i = 0; i < 4; i++) {
         pthread_join(busy[i], NULL);
         assert_int_equal(cs[i].bad, 0);
