@@ -397,8 +397,7 @@ static void free_replies(redisReply **out, size_t n)
 }
 
 /* One attempt: append every command, read every reply. *broken is set when
- * the connection failed (it is dropped then); the replies read before the
- * failure stay in out, the others are NULL. */
+ * the connection failed (it is dropped then). */
 static int exec_once(vmp_store *s, const st_args *cmds, size_t n, redisReply **out, bool *broken,
                      vmp_err *err)
 {
@@ -413,6 +412,7 @@ static int exec_once(vmp_store *s, const st_args *cmds, size_t n, redisReply **o
         if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
             if (r)
                 freeReplyObject(r);
+            free_replies(out, i);
             goto broke;
         }
         out[i] = r;
@@ -448,25 +448,11 @@ int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, re
             break;
         bool broken = false;
         rc = exec_once(s, cmds, n, out, &broken, err);
-        if (rc < 0)
-            free_replies(out, n);
         if (rc == 0 || !broken || !idempotent || tries > 0)
             break;
     }
     st_sigpipe_leave(&g);
     return rc;
-}
-
-int st_pipeline_partial(vmp_store *s, const st_args *cmds, size_t n, redisReply **out,
-                        vmp_err *err)
-{
-    for (size_t i = 0; i < n; i++) {
-        out[i] = NULL;
-        if (cmds[i].oom)
-            return vmp_err_set(err, VMP_ENOMEM, "out of memory");
-    }
-    bool broken = false;
-    return exec_once(s, cmds, n, out, &broken, err);
 }
 
 int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vmp_err *err)

@@ -11,20 +11,18 @@
 
 #include "store/store_internal.h"
 
-typedef enum batch_kind { BATCH_CHECKOUT, BATCH_RETURN } batch_kind;
-
 typedef struct batch_op {
-    batch_kind kind;
-    st_args args; /* the script's arguments after the prefix */
+    st_script script; /* SCR_CHECKOUT or SCR_VM_RETURN_CHECKED */
+    st_args args;     /* the script's arguments after the prefix */
     void *ud;
+    char *token, *user; /* copies: the caller's may not outlive the request */
     /* checkout */
     const vmp_store_want *wants;
     size_t nwants;
-    vmp_store_checkout_opts opts; /* token and user point to the copies below */
-    char *token_copy, *user_copy;
+    vmp_store_checkout_opts opts; /* its token and user are the copies */
     vmp_store_checkout_done checkout_done;
     /* return */
-    char *vm, *token;
+    char *vm;
     double now;
     vmp_store_return_done return_done;
 } batch_op;
@@ -64,6 +62,14 @@ static batch_op *push(vmp_store_batch *b, vmp_err *err)
     return op;
 }
 
+static void op_free(batch_op *op)
+{
+    st_args_free(&op->args);
+    free(op->vm);
+    free(op->token);
+    free(op->user);
+}
+
 int vmp_store_batch_checkout(vmp_store_batch *b, const vmp_store_want *wants, size_t nwants,
                              const vmp_store_checkout_opts *opts, vmp_store_checkout_done done,
                              void *ud, vmp_err *err)
@@ -71,22 +77,19 @@ int vmp_store_batch_checkout(vmp_store_batch *b, const vmp_store_want *wants, si
     batch_op *op = push(b, err);
     if (!op)
         return VMP_ENOMEM;
-    op->kind = BATCH_CHECKOUT;
+    op->script = SCR_CHECKOUT;
     op->wants = wants;
     op->nwants = nwants;
     op->opts = *opts;
-    /* copies: the caller's strings may not outlive the request */
-    op->token_copy = opts->token ? strdup(opts->token) : NULL;
-    op->user_copy = opts->user ? strdup(opts->user) : NULL;
-    op->opts.token = op->token_copy;
-    op->opts.user = op->user_copy;
+    op->token = opts->token ? strdup(opts->token) : NULL;
+    op->user = opts->user ? strdup(opts->user) : NULL;
+    op->opts.token = op->token;
+    op->opts.user = op->user;
     op->checkout_done = done;
     op->ud = ud;
     st_checkout_args(wants, nwants, opts, &op->args);
-    if (op->args.oom || (opts->token && !op->token_copy) || (opts->user && !op->user_copy)) {
-        free(op->token_copy);
-        free(op->user_copy);
-        st_args_free(&op->args);
+    if (op->args.oom || (opts->token && !op->token) || (opts->user && !op->user)) {
+        op_free(op);
         return vmp_err_set(err, VMP_ENOMEM, "out of memory");
     }
     b->n++;
@@ -100,7 +103,7 @@ int vmp_store_batch_vm_return_checked(vmp_store_batch *b, const char *vm, const 
     batch_op *op = push(b, err);
     if (!op)
         return VMP_ENOMEM;
-    op->kind = BATCH_RETURN;
+    op->script = SCR_VM_RETURN_CHECKED;
     op->vm = strdup(vm);
     op->token = token ? strdup(token) : NULL;
     op->now = now;
@@ -108,28 +111,17 @@ int vmp_store_batch_vm_return_checked(vmp_store_batch *b, const char *vm, const 
     op->ud = ud;
     st_return_args(vm, token, now, &op->args);
     if (!op->vm || (token && !op->token) || op->args.oom) {
-        free(op->vm);
-        free(op->token);
-        st_args_free(&op->args);
+        op_free(op);
         return vmp_err_set(err, VMP_ENOMEM, "out of memory");
     }
     b->n++;
     return 0;
 }
 
-static void op_free(batch_op *op)
-{
-    st_args_free(&op->args);
-    free(op->vm);
-    free(op->token);
-    free(op->token_copy);
-    free(op->user_copy);
-}
-
 /* Calls op's callback with a failure. */
 static void fail(batch_op *op, int rc, const vmp_err *err)
 {
-    if (op->kind == BATCH_CHECKOUT) {
+    if (op->script == SCR_CHECKOUT) {
         vmp_store_checkout_result res = {NULL, 0, -1};
         op->checkout_done(op->ud, rc, &res, err);
     } else {
@@ -143,12 +135,16 @@ static void finish(vmp_store *s, batch_op *op, redisReply *r)
 {
     vmp_err err = {0};
     int rc = 0;
-    if (op->kind == BATCH_CHECKOUT) {
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        rc = vmp_err_set(&err, VMP_EREDIS, "redis %s: script %s: %s", s->addr,
+                         st_script_name(op->script), r->str);
+        fail(op, rc, &err);
+        return;
+    }
+    if (op->script == SCR_CHECKOUT) {
         vmp_store_checkout_result res = {NULL, 0, -1};
         if (!r)
             rc = vmp_store_checkout(s, op->wants, op->nwants, &op->opts, &res, &err);
-        else if (r->type == REDIS_REPLY_ERROR)
-            rc = vmp_err_set(&err, VMP_EREDIS, "redis %s: script checkout: %s", s->addr, r->str);
         else
             rc = st_checkout_parse(s, r, op->wants, op->nwants, &res, &err);
         op->checkout_done(op->ud, rc, &res, &err);
@@ -157,9 +153,6 @@ static void finish(vmp_store *s, batch_op *op, redisReply *r)
     char *pool = NULL, *user = NULL;
     if (!r)
         rc = vmp_store_vm_return_checked(s, op->vm, op->token, op->now, &pool, &user, &err);
-    else if (r->type == REDIS_REPLY_ERROR)
-        rc = vmp_err_set(&err, VMP_EREDIS, "redis %s: script vm_return_checked: %s", s->addr,
-                         r->str);
     else
         rc = st_return_parse(s, r, op->vm, &pool, &user, &err);
     op->return_done(op->ud, rc, pool, user, &err);
@@ -212,9 +205,8 @@ void vmp_store_batch_send(vmp_store *s, vmp_store_batch *b)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         batch_op *op = &b->ops[i];
         st_args a = {0};
-        st_script id = op->kind == BATCH_CHECKOUT ? SCR_CHECKOUT : SCR_VM_RETURN_CHECKED;
         st_args_add(&a, "EVALSHA");
-        st_args_add(&a, s->sha[id]);
+        st_args_add(&a, s->sha[op->script]);
         st_args_add(&a, "0");
         st_args_add(&a, s->prefix);
         for (size_t j = 0; j < op->args.n; j++)

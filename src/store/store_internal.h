@@ -136,13 +136,6 @@ int st_run(vmp_store *s, bool idempotent, const st_args *a, redisReply **out, vm
 int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, redisReply **out,
                 vmp_err *err);
 
-/* Like st_pipeline (not retried), but when the connection breaks midway
- * the replies read before the break stay in out (the others are NULL):
- * for commands that must not be lost once they ran. The caller has made
- * sure of the connection (st_ensure) inside st_sigpipe_enter/leave. */
-int st_pipeline_partial(vmp_store *s, const st_args *cmds, size_t n, redisReply **out,
-                        vmp_err *err);
-
 /* EVALSHA of a script with args (prefix is prepended as ARGV[1]; no KEYS),
  * falling back to loading the script on NOSCRIPT. */
 int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, vmp_err *err);
