@@ -425,8 +425,8 @@ static int open_listener(vmp_api *api, int *fd_out, bool *v6, vmp_err *err)
 typedef struct conn_ctx {
     vmp_buf body;
     bool too_big;
-    /* A deferred request lives here between its handler and its reply. */
-    bool have_req;
+    /* A deferred request (req.deferred) lives here between its handler and
+     * its reply; waiting until the batch callback has set the reply. */
     bool waiting;
     /* The connection closed while the request waited: the batch callback
      * frees this context; path and method are copies by then. */
@@ -475,7 +475,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         ctx->req.conn = NULL;
         return;
     }
-    if (ctx->have_req)
+    if (ctx->req.deferred)
         req_clear(&ctx->req);
     ctx_free(ctx);
 }
@@ -914,14 +914,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
-    if (ctx->have_req) {
+    if (ctx->req.deferred) {
         /* A request fully read and not answered is called again on each
          * run of the daemon: answer once the batch has set the reply. */
         if (ctx->waiting)
             return MHD_YES;
         enum MHD_Result ret = send_reply(c, &ctx->req);
         req_clear(&ctx->req);
-        ctx->have_req = false;
+        ctx->req.deferred = false;
         return ret;
     }
     if (*upload_data_size) {
@@ -972,7 +972,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * nor suspended). Suspending instead would cost two epoll_ctl
          * calls per request; the loop never ends a turn with a request
          * waiting, so this never busy-waits. */
-        ctx->have_req = true;
         ctx->waiting = true;
         return MHD_YES;
     }

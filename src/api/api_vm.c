@@ -248,6 +248,22 @@ static void add_hostname(json_t *res, const char *name, const char *fqdn)
 
 #define API_MAX_CHECKOUT_VMS 1000
 
+/* vmpooler's usage_stats counter "user.<user>.<what>.<pool>", dots in the
+ * user and pool names turned into '_' (they separate metric path parts). */
+static void usage_stat(api_req *r, const char *user, const char *what, const char *pool)
+{
+    char u[128], p[128];
+    vmp_strlcpy(u, user ? user : "unauthenticated", sizeof(u));
+    vmp_strlcpy(p, pool, sizeof(p));
+    for (char *c = u; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    for (char *c = p; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    vmp_metrics_increment(r->api->metrics, "user.%s.%s.%s", u, what, p);
+}
+
 static void free_wants(want_req *w, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -305,19 +321,8 @@ static void checkout_done(void *ud, int rc, vmp_store_checkout_result *res, cons
             vmp_strlcpy(fqdn, v->vm, sizeof(fqdn));
         add_hostname(o, j->wants[v->want].name, fqdn);
         vmp_metrics_increment(r->api->metrics, "checkout.success.%s", v->pool);
-        if (cfg->global.usage_stats) {
-            char u[128];
-            vmp_strlcpy(u, j->user ? j->user : "unauthenticated", sizeof(u));
-            for (char *p = u; *p; p++)
-                if (*p == '.')
-                    *p = '_';
-            char pl[128];
-            vmp_strlcpy(pl, v->pool, sizeof(pl));
-            for (char *p = pl; *p; p++)
-                if (*p == '.')
-                    *p = '_';
-            vmp_metrics_increment(r->api->metrics, "user.%s.allocate.%s", u, pl);
-        }
+        if (cfg->global.usage_stats)
+            usage_stat(r, j->user, "allocate", v->pool);
     }
     /* Wake the manager so it refills at once. */
     for (size_t i = 0; i < res->nvms; i++)
@@ -897,18 +902,8 @@ static void return_done(void *ud, int rc, const char *pool, const char *user, co
         api_reply_store_error(r, err);
     } else {
         vmp_metrics_increment(r->api->metrics, "delete.success");
-        if (r->cfg->global.usage_stats) {
-            char ub[128], pb[128];
-            vmp_strlcpy(ub, user ? user : "unauthenticated", sizeof(ub));
-            vmp_strlcpy(pb, pool ? pool : "unknown", sizeof(pb));
-            for (char *p = ub; *p; p++)
-                if (*p == '.')
-                    *p = '_';
-            for (char *p = pb; *p; p++)
-                if (*p == '.')
-                    *p = '_';
-            vmp_metrics_increment(r->api->metrics, "user.%s.destroy.%s", ub, pb);
-        }
+        if (r->cfg->global.usage_stats)
+            usage_stat(r, user, "destroy", pool ? pool : "unknown");
         if (pool)
             api_event(r->api, "return", pool);
         json_t *res = json_object();
