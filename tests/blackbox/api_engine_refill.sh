@@ -5,30 +5,16 @@
 # only the API's checkout event can explain a prompt refill.
 #
 #   api_engine_refill.sh VMPOOLD_BINARY
-set -euo pipefail
+set -uo pipefail
 vmpoold=$1
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-bad() { fail=$((fail + 1)); echo "not ok - $*"; }
 for tool in redis-server redis-cli curl; do
   command -v $tool >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
 done
-
-dir=$(mktemp -d /tmp/vmp-api-refill-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-sock=$dir/redis.sock
-redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$dir" \
-  >"$dir/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+. "$(dirname "$0")/lib.sh"
+bb_init api_engine_refill
+bb_start_redis || { bb_fail "redis-server did not start"; bb_finish; exit 1; }
+dir=$BB_TMP
+sock=$BB_REDIS_SOCK
 
 cat >"$dir/vmpool.yaml" <<YAML
 ---
@@ -58,7 +44,7 @@ YAML
 
 started=false
 for _ in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 30000))
+  port=$(bb_free_port)
   "$vmpoold" --config "$dir/vmpool.yaml" --listen "127.0.0.1:$port" >"$dir/vmpoold.log" 2>&1 &
   vp=$!
   for _ in $(seq 100); do
@@ -70,11 +56,11 @@ for _ in 1 2 3 4 5; do
   kill "$vp" 2>/dev/null || true
   wait "$vp" 2>/dev/null || true
 done
-$started || { cat "$dir/vmpoold.log"; echo "vmpoold did not start"; exit 1; }
-pids+=($vp)
+$started || { bb_fail "vmpoold did not start"; bb_finish; exit 1; }
+BB_PIDS+=("$vp")
 url="http://127.0.0.1:$port"
 
-ready() { redis-cli -s "$sock" SCARD vmpooler__ready__p1; }
+ready() { bb_scard ready p1; }
 wait_ready() { # wait_ready N SECONDS -> prints elapsed seconds or fails
   local start=$(date +%s.%N)
   local deadline=$(( $(date +%s) + $2 ))
@@ -88,31 +74,30 @@ wait_ready() { # wait_ready N SECONDS -> prints elapsed seconds or fails
   return 1
 }
 
-if t=$(wait_ready 2 30); then ok "pool filled at start (${t}s)"; else
-  bad "pool did not fill at start"; tail -20 "$dir/vmpoold.log"; fi
+if t=$(wait_ready 2 30); then bb_ok "pool filled at start (${t}s)"; else
+  bb_fail "pool did not fill at start"; fi
 body=$(curl -s -X POST "$url/api/v3/vm/p1")
 case "$body" in
-*'"hostname": "refill-'*'.example.com"'*) ok "checkout through the API" ;;
-*) bad "checkout: $body" ;;
+*'"hostname": "refill-'*'.example.com"'*) bb_ok "checkout through the API" ;;
+*) bb_fail "checkout: $body" ;;
 esac
-[ "$(ready)" = 1 ] && ok "one ready VM left" || ok "refill already under way"
+[ "$(ready)" = 1 ] && bb_ok "one ready VM left" || bb_ok "refill already under way"
 # The pool's own loop sleeps 40 s: a refill well before that comes from the
 # checkout event.
-if t=$(wait_ready 2 20); then ok "checkout refilled the pool in ${t}s"; else
-  bad "pool not refilled within 20s of the checkout"; tail -20 "$dir/vmpoold.log"; fi
-running=$(redis-cli -s "$sock" SCARD vmpooler__running__p1)
-[ "$running" = 1 ] && ok "checked-out VM is running" || bad "running = $running"
+if t=$(wait_ready 2 20); then bb_ok "checkout refilled the pool in ${t}s"; else
+  bb_fail "pool not refilled within 20s of the checkout"; fi
+running=$(bb_scard running p1)
+[ "$running" = 1 ] && bb_ok "checked-out VM is running" || bb_fail "running = $running"
 # Control: take a VM behind the API's back (no event). The manager only
 # notices at its next pass, 40 s away, so the pool stays short meanwhile.
-vm=$(redis-cli -s "$sock" SRANDMEMBER vmpooler__ready__p1)
-redis-cli -s "$sock" SMOVE vmpooler__ready__p1 vmpooler__running__p1 "$vm" >/dev/null
+vm=$(bb_redis SRANDMEMBER vmpooler__ready__p1)
+bb_redis SMOVE vmpooler__ready__p1 vmpooler__running__p1 "$vm" >/dev/null
 sleep 3
-[ "$(ready)" = 1 ] && ok "without an event the pool is not refilled at once" ||
-  bad "pool refilled without an event: the test cannot tell the event's effect"
+[ "$(ready)" = 1 ] && bb_ok "without an event the pool is not refilled at once" ||
+  bb_fail "pool refilled without an event: the test cannot tell the event's effect"
 
 kill -TERM "$vp"
-if wait "$vp"; then ok "vmpoold stopped cleanly"; else bad "vmpoold exit status $?"; fi
-pids=("${pids[0]}")
+if wait "$vp"; then bb_ok "vmpoold stopped cleanly"; else bb_fail "vmpoold exit status $?"; fi
+BB_PIDS=("$BB_REDIS_PID")
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+bb_finish

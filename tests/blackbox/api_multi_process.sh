@@ -6,40 +6,21 @@
 # curl (shapes, byte-for-byte pretty printing, error paths, Redis unchanged).
 #
 #   api_multi_process.sh SERVER_BINARY RACE_CLIENT_BINARY
-set -euo pipefail
+set -uo pipefail
 server=$1
 race=$2
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $*"; }
-bad() { fail=$((fail + 1)); echo "not ok - $*"; }
-check() { # check DESCRIPTION WANT GOT
-  if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: want [$2] got [$3]"; fi
-}
-
 for tool in redis-server redis-cli curl; do
   if ! command -v $tool >/dev/null; then
     echo "SKIP: $tool not installed"
     exit 77
   fi
 done
-
-dir=$(mktemp -d /tmp/vmp-api-bb-XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-sock=$dir/redis.sock
-redis-server --port 0 --unixsocket "$sock" --save "" --appendonly no --dir "$dir" \
-  >"$dir/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
-rc() { redis-cli -s "$sock" "$@"; }
-[ "$(rc PING)" = PONG ] || { echo "redis did not start"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+bb_init api_multi_process
+bb_start_redis || { bb_fail "redis-server did not start"; bb_finish; exit 1; }
+dir=$BB_TMP
+sock=$BB_REDIS_SOCK
+rc() { bb_redis "$@"; }
 
 cat >"$dir/vmpool.yaml" <<YAML
 ---
@@ -75,40 +56,40 @@ now="2023-11-15 01:13:20 +0000"
 for n in 1 2; do
   "$server" --config "$dir/vmpool.yaml" --redis-socket "$sock" --threads 2 \
     --port-file "$dir/port$n" >"$dir/server$n.log" 2>&1 &
-  pids+=($!)
+  BB_PIDS+=($!)
 done
 for n in 1 2; do
   for _ in $(seq 100); do [ -s "$dir/port$n" ] && break; sleep 0.05; done
-  [ -s "$dir/port$n" ] || { cat "$dir/server$n.log"; echo "server $n did not start"; exit 1; }
+  [ -s "$dir/port$n" ] || { bb_fail "server $n did not start"; bb_finish; exit 1; }
 done
 u1="http://127.0.0.1:$(cat "$dir/port1")"
 u2="http://127.0.0.1:$(cat "$dir/port2")"
 
 # --- concurrent multi-pool checkout across two processes ---
-out=$("$race" 8 10 '{"pool1":"1","pool3":"1"}' "$u1" "$u2") && ok "race client: $out" ||
-  bad "race client: $out"
-check "25 two-pool checkouts succeed (50 VMs)" \
+out=$("$race" 8 10 '{"pool1":"1","pool3":"1"}' "$u1" "$u2") && bb_ok "race client: $out" ||
+  bb_fail "race client: $out"
+bb_eq "25 two-pool checkouts succeed (50 VMs)" \
   "checked out 50 VMs in 25 checkouts, 0 duplicates, 0 partial, 0 errors" "$out"
-check "pool3 ready empty" 0 "$(rc SCARD vmpooler__ready__pool3)"
-check "pool3 running" 25 "$(rc SCARD vmpooler__running__pool3)"
-check "pool1 running" 25 "$(rc SCARD vmpooler__running__pool1)"
-check "pool1 ready left" 15 "$(rc SCARD vmpooler__ready__pool1)"
-check "pool1 migrating" 25 "$(rc SCARD vmpooler__migrating__pool1)"
-check "active hash" 25 "$(rc HLEN vmpooler__active__pool1)"
+bb_eq "pool3 ready empty" 0 "$(rc SCARD vmpooler__ready__pool3)"
+bb_eq "pool3 running" 25 "$(rc SCARD vmpooler__running__pool3)"
+bb_eq "pool1 running" 25 "$(rc SCARD vmpooler__running__pool1)"
+bb_eq "pool1 ready left" 15 "$(rc SCARD vmpooler__ready__pool1)"
+bb_eq "pool1 migrating" 25 "$(rc SCARD vmpooler__migrating__pool1)"
+bb_eq "active hash" 25 "$(rc HLEN vmpooler__active__pool1)"
 
 # --- a few endpoints as a client sees them ---
 body=$(curl -s "$u1/api/v3/totalrunning")
-check "totalrunning pretty" $'{\n  "running": 50\n}' "$body"
+bb_eq "totalrunning pretty" $'{\n  "running": 50\n}' "$body"
 body=$(curl -s "$u2/api/v3/vm")
-check "pool list pretty" $'[\n  "pool1",\n  "pool3"\n]' "$body"
+bb_eq "pool list pretty" $'[\n  "pool1",\n  "pool3"\n]' "$body"
 code=$(curl -s -o "$dir/b" -w '%{http_code}' "$u1/api/v3/nope")
-check "unknown route 404" $'404 {\n  "ok": false\n}' "$code $(cat "$dir/b")"
+bb_eq "unknown route 404" $'404 {\n  "ok": false\n}' "$code $(cat "$dir/b")"
 ctype=$(curl -s -o /dev/null -w '%{content_type}' "$u1/api/v3/status")
-check "status content type" "application/json" "$ctype"
+bb_eq "status content type" "application/json" "$ctype"
 vm=$(rc SRANDMEMBER vmpooler__running__pool1)
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$u2/api/v3/vm/$vm.example.com")
-check "return over the other process" 200 "$code"
-check "returned VM completed" 1 "$(rc SISMEMBER vmpooler__completed__pool1 "$vm")"
+bb_eq "return over the other process" 200 "$code"
+bb_eq "returned VM completed" 1 "$(rc SISMEMBER vmpooler__completed__pool1 "$vm")"
 # Every key with its serialized value (DUMP): equal text = unchanged Redis.
 digest() {
   rc --scan | sort | while read -r k; do
@@ -117,7 +98,7 @@ digest() {
   done | md5sum
 }
 before=$(digest)
-[ "$(rc --scan | wc -l)" -gt 60 ] || bad "digest sees the keys"
+[ "$(rc --scan | wc -l)" -gt 60 ] || bb_fail "digest sees the keys"
 for req in "POST /api/v3/vm {bad" "POST /api/v3/vm {\"pool1\":\"1000\"}" \
   "POST /api/v3/vm {\"nosuch\":1}" "PUT /api/v3/vm/$vm {\"bogus\":1}" \
   "POST /api/v3/vm/pool1%ZZ -" "DELETE /api/v3/vm/nosuch -" "GET /api/v3/vm/bad_host -"; do
@@ -128,10 +109,9 @@ for req in "POST /api/v3/vm {bad" "POST /api/v3/vm {\"pool1\":\"1000\"}" \
     curl -s -o /dev/null -X "$1" --data-binary "$3" "$u1$2"
   fi
 done
-check "bad requests leave Redis unchanged" "$before" "$(digest)"
+bb_eq "bad requests leave Redis unchanged" "$before" "$(digest)"
 # and the digest does see a change
 rc HSET vmpooler__vm__a01 probe 1 >/dev/null
-[ "$before" != "$(digest)" ] && ok "digest notices a change" || bad "digest blind to a change"
+[ "$before" != "$(digest)" ] && bb_ok "digest notices a change" || bb_fail "digest blind to a change"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+bb_finish
