@@ -2,8 +2,9 @@
 # API benchmark: checkout+return cycles per second with 1 and 4 keep-alive
 # clients against the API alone (release build, loopback, private
 # redis-server on a unix socket, pool pre-seeded), p50/p99 latency of each
-# request, the raw Redis op rate (redis-benchmark) as the ceiling, and the
-# API process's RSS after the run. Figures are printed, never asserted.
+# request, the raw Redis op rate (redis-benchmark) as the ceiling, the
+# API process's RSS after the run, and what the machine charges for a system
+# call and a loopback round trip. Figures are printed, never asserted.
 #
 #   bench/api_bench.sh [SECONDS_PER_RUN]   (default 10)
 set -euo pipefail
@@ -14,6 +15,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --target vmpool-api-test-server -j"$(nproc)" >/dev/null
 dir=$(mktemp -d /tmp/vmp-api-bench-XXXXXX)
 cc -O2 -o "$dir/api_bench" "$root/bench/api_bench.c"
+cc -O2 -o "$dir/machine_probe" "$root/bench/machine_probe.c"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -77,6 +79,7 @@ port=$(cat "$dir/port")
 # CPU seconds (user+system) a process has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 redis_pid=${pids[0]}
+echo "== this machine: $("$dir/machine_probe")"
 echo "== API checkout+return (pool of $nvms ready VMs, ${secs}s per run, $(nproc) cores," \
   "appendonly $aof, load average $(cut -d' ' -f1-3 /proc/loadavg))"
 for n in 1 4; do
