@@ -873,6 +873,12 @@ void api_answer(api_req *r)
     req_finish(r);
     ctx->waiting = false;
     if (ctx->orphaned) {
+        /* Redis already carried the request out (a checkout leaves its VM
+         * running until its lifetime ends, as in vmpooler); say so, since
+         * nobody will read the reply. */
+        vmp_log(VMP_LOG_INFO, "api",
+                "%s %s: the client closed its connection before the reply (%d)", r->method_str,
+                r->path, r->status);
         req_clear(r);
         ctx_free(ctx);
     }

@@ -32,6 +32,7 @@
 #include "api/api.h"
 #include "clock.h"
 #include "config.h"
+#include "log.h"
 #include "redis_server.h"
 #include "store/store.h"
 #include "util.h"
@@ -1282,8 +1283,7 @@ static void *cycle_client(void *ud)
             break;
         }
         json_t *j = r->status == 200 ? body_json(r) : NULL;
-        const char *h =
-            json_string_value(json_object_get(json_object_get(j, "pool1"), "hostname"));
+        const char *h = json_string_value(json_object_get(json_object_get(j, "pool1"), "hostname"));
         char path[128];
         if (h) {
             snprintf(path, sizeof(path), "/api/v3/vm/%s", h);
@@ -1828,6 +1828,201 @@ static void test_ldap(void **state)
     slapd_stop();
 }
 
+/* ---- a client that leaves while its request waits for Redis ---------------- */
+
+/* A stand-in for an LDAP server that accepts connections and answers none:
+ * a login against it holds the API worker inside its handler until the test
+ * closes that connection. */
+typedef struct stall_ldap {
+    int listen_fd, port;
+    int fds[4];
+    int accepted;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+} stall_ldap;
+
+static void *stall_ldap_main(void *ud)
+{
+    stall_ldap *l = ud;
+    for (;;) {
+        int fd = accept(l->listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* the listening socket was shut down */
+        pthread_mutex_lock(&l->mu);
+        if (l->accepted < 4)
+            l->fds[l->accepted++] = fd;
+        else
+            close(fd);
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+    }
+}
+
+static void stall_ldap_start(stall_ldap *l)
+{
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sa);
+    l->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(l->listen_fd >= 0);
+    assert_int_equal(bind(l->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l->listen_fd, 8), 0);
+    assert_int_equal(getsockname(l->listen_fd, (struct sockaddr *)&sa, &len), 0);
+    l->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&l->thread, NULL, stall_ldap_main, l), 0);
+}
+
+/* Waits (up to 10 s) until n connections have come in. */
+static bool stall_ldap_wait(stall_ldap *l, int n)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&l->mu);
+    while (l->accepted < n && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0)
+        ;
+    bool ok = l->accepted >= n;
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+/* Hangs up on connection i: the bind waiting on it fails at once. */
+static void stall_ldap_release(stall_ldap *l, int i)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->fds[i] >= 0) {
+        close(l->fds[i]);
+        l->fds[i] = -1;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void stall_ldap_stop(stall_ldap *l)
+{
+    shutdown(l->listen_fd, SHUT_RDWR);
+    pthread_join(l->thread, NULL);
+    close(l->listen_fd);
+    for (int i = 0; i < l->accepted; i++)
+        stall_ldap_release(l, i);
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+}
+
+static int raw_connect(int p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void raw_send(int fd, const char *text)
+{
+    assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct log_catch {
+    pthread_mutex_t mu;
+    char line[512];
+} log_catch;
+
+static void catch_left(vmp_log_level level, const char *subsys, const char *pool, const char *vm,
+                       const char *msg, void *ud)
+{
+    (void)level;
+    (void)pool;
+    (void)vm;
+    log_catch *c = ud;
+    if (strcmp(subsys, "api") != 0 || !strstr(msg, "closed its connection before the reply"))
+        return;
+    pthread_mutex_lock(&c->mu);
+    snprintf(c->line, sizeof(c->line), "%s", msg);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A checkout whose client resets the connection after libmicrohttpd has
+ * handed the request over but before Redis answered: libmicrohttpd reports
+ * the request finished while it still waits in the worker's Redis group,
+ * and the group's callback must answer nobody, free what the request held
+ * and log it (the sanitizer build checks the memory). One worker, held in
+ * place by logins against an LDAP server that does not answer:
+ *   1. a login (C) holds the worker;
+ *   2. the checkout (A), then a second login (B), arrive meanwhile;
+ *   3. C is let go: the worker takes A into its group and is held by B;
+ *   4. A resets, B is let go: the group goes to Redis and the daemon then
+ *      sees A's reset while the checkout is in flight. */
+static void test_reset_while_waiting(void **state)
+{
+    NEED_SERVER();
+    seed_ready("pool1", "orphan1");
+    stall_ldap ldap;
+    stall_ldap_start(&ldap);
+    char top[512];
+    snprintf(top, sizeof(top),
+             ":auth:\n  provider: ldap\n  :ldap:\n    host: 127.0.0.1\n    port: %d\n"
+             "    base: ou=people,dc=example,dc=com\n    user_object: uid\n",
+             ldap.port);
+    start_api(NULL, top);
+    vmp_api *one = extra_api(1);
+    int p = vmp_api_port(one);
+    log_catch caught = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    vmp_log_set_callback(catch_left, &caught);
+
+    const char *login_req = "GET /api/v3/token HTTP/1.1\r\nHost: x\r\n"
+                            "Authorization: Basic YWxpY2U6cHc=\r\n\r\n";
+    /* connected first, so that the idle worker accepts all three */
+    int c = raw_connect(p), a = raw_connect(p), b = raw_connect(p);
+    sleep_ms(100);
+    raw_send(c, login_req);
+    assert_true(stall_ldap_wait(&ldap, 1));
+    raw_send(a, "POST /api/v3/vm/pool1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    sleep_ms(20);
+    raw_send(b, login_req);
+    sleep_ms(20);
+    stall_ldap_release(&ldap, 0);
+    assert_true(stall_ldap_wait(&ldap, 2));
+    struct linger lg = {1, 0}; /* close with a reset */
+    setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(a);
+    sleep_ms(20);
+    stall_ldap_release(&ldap, 1);
+
+    /* the logins fail (nobody answered them) and the worker serves on */
+    char buf[4096];
+    for (int i = 0; i < 2; i++) {
+        int fd = i ? b : c;
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        assert_true(n > 12);
+        buf[n] = '\0';
+        assert_memory_equal(buf, "HTTP/1.1 401", 12);
+        close(fd);
+    }
+    tport = p;
+    expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200, "[\"pool1\",\"pool2\",\"pool3\"]");
+    tport = 0;
+    vmp_api_free(one); /* the worker has ended: every callback has run */
+    vmp_log_set_callback(NULL, NULL);
+    stall_ldap_stop(&ldap);
+    /* the checkout was carried out for the client that left */
+    assert_string_equal(caught.line,
+                        "POST /api/v3/vm/pool1: the client closed its connection before the "
+                        "reply (200)");
+    assert_int_equal(count("pool1", VMP_VM_RUNNING), 1);
+    assert_int_equal(count("pool1", VMP_VM_READY), 0);
+}
+
 int main(void)
 {
     /* The server runs as in vmpoold, which ignores SIGPIPE: a client that
@@ -1867,6 +2062,7 @@ int main(void)
         cmocka_unit_test_setup(test_set_config, each),
         cmocka_unit_test_setup(test_reload_under_load, each),
         cmocka_unit_test_setup(test_client_resets, each),
+        cmocka_unit_test_setup(test_reset_while_waiting, each),
         cmocka_unit_test_setup(test_pools_from_redis, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
