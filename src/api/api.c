@@ -1115,7 +1115,7 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
         vmp_api_stop(api);
         return rc;
     }
-    vmp_log(VMP_LOG_INFO, "api", "listening on %s:%d (%u threads)", api->host, api->port,
-            api->threads);
+    vmp_log(VMP_LOG_INFO, "api", "listening on %s:%d (%u worker%s)", api->host, api->port,
+            api->threads, api->threads == 1 ? "" : "s");
     return 0;
 }

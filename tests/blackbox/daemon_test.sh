@@ -73,7 +73,7 @@ bb_check "pool alpha fills to 3" bb_wait_for "alpha full" 30 bb_pool_full alpha 
 bb_check "pool beta fills to 2" bb_wait_for "beta full" 30 bb_pool_full beta 2
 bb_eq "pid file holds the daemon's pid" "$daemon" "$(cat "$BB_TMP/vmpoold.pid" 2>/dev/null)"
 bb_check "API answers on --listen" bash -c "curl -sf http://127.0.0.1:$port/api/v3/status | grep -q '\"alpha\"'"
-bb_check "the API runs --api-threads workers" grep -q "listening on 127.0.0.1:$port (3 threads)" "$BB_TMP/vmpoold.log"
+bb_check "the API runs --api-threads workers" grep -q "listening on 127.0.0.1:$port (3 workers)" "$BB_TMP/vmpoold.log"
 bb_eq "vmpooler__pools lists the pools" "alpha beta" "$(bb_redis SMEMBERS vmpooler__pools | sort | xargs)"
 
 # A checkout over the API; the engine refills the pool at once.
