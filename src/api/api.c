@@ -141,6 +141,7 @@ static void workers_stop(vmp_api *api)
     /* Closing the write end wakes every loop at once (the read end turns
      * readable for good); each finishes its turn and ends. Each thread's
      * store is freed by the thread key destructor as the thread ends. */
+    __atomic_store_n(&api->stopping, true, __ATOMIC_RELEASE);
     if (api->stop_pipe[1] >= 0)
         close(api->stop_pipe[1]);
     api->stop_pipe[1] = -1;
@@ -158,9 +159,6 @@ static void workers_stop(vmp_api *api)
         w->daemon = NULL;
         vmp_store_batch_free(w->batch);
         w->batch = NULL;
-        if (w->epfd >= 0)
-            close(w->epfd);
-        w->epfd = -1;
     }
     free(api->workers);
     api->workers = NULL;
@@ -890,6 +888,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     api_worker *w = cls;
     vmp_api *api = w->api;
+    /* The first request of a loop turn takes the config's read lock; the
+     * loop lets it go when the turn ends (a reload waits at most a turn). */
+    if (!w->cfg_locked) {
+        pthread_rwlock_rdlock(&api->cfg_lock);
+        w->cfg_locked = true;
+    }
     conn_ctx *ctx = *con_cls;
     if (!ctx) {
         ctx = calloc(1, sizeof(*ctx));
@@ -996,23 +1000,9 @@ static void *worker_main(void *ud)
     api_worker *w = ud;
     vmp_api *api = w->api;
     for (;;) {
-        int timeout = -1;
-        MHD_UNSIGNED_LONG_LONG ms = 0;
-        if (MHD_get_timeout(w->daemon, &ms) == MHD_YES)
-            timeout = ms > INT_MAX ? INT_MAX : (int)ms;
-        struct epoll_event ev[2];
-        int n = epoll_wait(w->epfd, ev, 2, timeout);
-        if (n < 0 && errno != EINTR) {
-            vmp_log(VMP_LOG_ERROR, "api", "epoll_wait: %s", strerror(errno));
-            break;
-        }
-        bool stop = false;
-        for (int i = 0; i < n; i++)
-            stop |= ev[i].data.u32 == 1;
-        if (stop)
-            break;
-        pthread_rwlock_rdlock(&api->cfg_lock);
-        MHD_run(w->daemon);
+        /* Waits in the daemon's own epoll set, which holds the stop pipe
+         * too (as an event libmicrohttpd skips): one system call per wake-up. */
+        MHD_run_wait(w->daemon, -1);
         /* Queued only by handlers that opened this thread's store. */
         vmp_store *s = pthread_getspecific(api->store_key);
         vmp_store_batch *b = w->batch;
@@ -1039,7 +1029,12 @@ static void *worker_main(void *ud)
             MHD_run(w->daemon);
         }
         w->batch_closed = false;
-        pthread_rwlock_unlock(&api->cfg_lock);
+        if (w->cfg_locked)
+            pthread_rwlock_unlock(&api->cfg_lock);
+        w->cfg_locked = false;
+        /* After the turn: whatever it took in has had its reply. */
+        if (__atomic_load_n(&api->stopping, __ATOMIC_ACQUIRE))
+            break;
     }
     return NULL;
 }
@@ -1062,14 +1057,12 @@ static int worker_start(vmp_api *api, api_worker *w, bool v6, vmp_err *err)
     if (!w->daemon)
         return vmp_err_set(err, VMP_EIO, "api: cannot start the HTTP server on %s:%d", api->host,
                            api->port);
+    /* The stop pipe joins the daemon's epoll set with a NULL pointer,
+     * which libmicrohttpd takes for a wake-up and skips: MHD_run_wait then
+     * returns once the pipe's write end is closed. */
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!di || w->epfd < 0)
-        return vmp_err_set(err, VMP_EIO, "api: epoll: %s", strerror(errno));
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};
-    struct epoll_event stop = {.events = EPOLLIN, .data.u32 = 1};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, di->epoll_fd, &ev) != 0 ||
-        epoll_ctl(w->epfd, EPOLL_CTL_ADD, api->stop_pipe[0], &stop) != 0)
+    struct epoll_event stop = {.events = EPOLLIN, .data.ptr = NULL};
+    if (!di || epoll_ctl(di->epoll_fd, EPOLL_CTL_ADD, api->stop_pipe[0], &stop) != 0)
         return vmp_err_set(err, VMP_EIO, "api: epoll: %s", strerror(errno));
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
         return vmp_err_set(err, VMP_EIO, "api: cannot start a server thread");
@@ -1107,8 +1100,6 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
     api->workers = calloc(api->threads, sizeof(*api->workers));
     if (!api->workers)
         rc = vmp_err_set(err, VMP_ENOMEM, "api: out of memory");
-    for (unsigned i = 0; api->workers && i < api->threads; i++)
-        api->workers[i].epfd = -1;
     for (unsigned i = 0; rc == 0 && i < api->threads; i++)
         rc = worker_start(api, &api->workers[i], v6, err);
     if (rc) {

@@ -58,7 +58,7 @@ typedef struct api_worker {
     struct vmp_api *api;
     void *daemon; /* struct MHD_Daemon * */
     vmp_store_batch *batch;
-    int epfd; /* waits on the daemon's epoll fd and the stop pipe */
+    bool cfg_locked; /* this loop turn holds the config's read lock */
     pthread_t thread;
     bool running;
     bool batch_closed; /* handlers call Redis directly (last round of a turn) */
@@ -78,6 +78,7 @@ struct vmp_api {
     bool started;
     int listen_fd;
     int stop_pipe[2]; /* closing the write end stops every worker */
+    bool stopping;    /* set (atomically) before it is closed */
     api_worker *workers; /* `threads` of them while started */
     pthread_key_t store_key;
     bool key_made;
