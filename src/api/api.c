@@ -1002,7 +1002,17 @@ static void *worker_main(void *ud)
     for (;;) {
         /* Waits in the daemon's own epoll set, which holds the stop pipe
          * too (as an event libmicrohttpd skips): one system call per wake-up. */
-        MHD_run_wait(w->daemon, -1);
+        if (MHD_run_wait(w->daemon, -1) != MHD_YES) {
+            /* Only a broken epoll set gets here (libmicrohttpd retries an
+             * interrupted wait itself): say so once, and do not spin. */
+            if (!w->loop_failing)
+                vmp_log(VMP_LOG_ERROR, "api", "the HTTP event loop failed: %s", strerror(errno));
+            w->loop_failing = true;
+            struct timespec pause = {0, 100 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+        } else {
+            w->loop_failing = false;
+        }
         /* Queued only by handlers that opened this thread's store. */
         vmp_store *s = pthread_getspecific(api->store_key);
         vmp_store_batch *b = w->batch;

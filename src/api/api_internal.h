@@ -58,7 +58,8 @@ typedef struct api_worker {
     struct vmp_api *api;
     void *daemon; /* struct MHD_Daemon * */
     vmp_store_batch *batch;
-    bool cfg_locked; /* this loop turn holds the config's read lock */
+    bool cfg_locked;   /* this loop turn holds the config's read lock */
+    bool loop_failing; /* the daemon's last run failed (logged once) */
     pthread_t thread;
     bool running;
     bool batch_closed; /* handlers call Redis directly (last round of a turn) */
@@ -77,8 +78,8 @@ struct vmp_api {
     double status_cache_seconds;
     bool started;
     int listen_fd;
-    int stop_pipe[2]; /* closing the write end stops every worker */
-    bool stopping;    /* set (atomically) before it is closed */
+    int stop_pipe[2];    /* closing the write end stops every worker */
+    bool stopping;       /* set (atomically) before it is closed */
     api_worker *workers; /* `threads` of them while started */
     pthread_key_t store_key;
     bool key_made;
@@ -94,7 +95,7 @@ struct vmp_api {
     pthread_t ev_thread;
     bool ev_running, ev_stop;
     bool ev_idle; /* the event thread waits for a first event */
-    char **ev; /* "type\0pool" pairs as "type pool" strings */
+    char **ev;    /* "type\0pool" pairs as "type pool" strings */
     size_t nev, capev;
 };
 
