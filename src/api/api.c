@@ -1101,6 +1101,7 @@ int vmp_api_start(vmp_api *api, vmp_err *err)
         workers_stop(api);
         return rc;
     }
+    __atomic_store_n(&api->stopping, false, __ATOMIC_RELEASE); /* after an earlier stop */
     rc = events_start(api, err);
     if (rc) {
         workers_stop(api);

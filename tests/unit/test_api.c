@@ -1570,6 +1570,21 @@ static void test_bind_error(void **state)
     vmp_api_free(other);
 }
 
+/* Stopped, then started again: the workers serve as long as before. */
+static void test_restart(void **state)
+{
+    NEED_SERVER();
+    vmp_api_stop(api);
+    assert_int_equal(vmp_api_port(api), 0);
+    vmp_err err = {0};
+    if (vmp_api_start(api, &err) != 0)
+        fail_msg("start: %s", err.msg);
+    port = vmp_api_port(api);
+    for (int i = 0; i < 3; i++)
+        expect_json(req("GET", "/api/v3/vm", NULL, NULL, NULL), 200,
+                    "[\"pool1\",\"pool2\",\"pool3\"]");
+}
+
 static void test_redis_down(void **state)
 {
     NEED_SERVER();
@@ -2056,6 +2071,7 @@ int main(void)
         cmocka_unit_test_setup(test_rate_limit, each),
         cmocka_unit_test_setup(test_concurrent_checkout, each),
         cmocka_unit_test_setup(test_bind_error, each),
+        cmocka_unit_test_setup(test_restart, each),
         cmocka_unit_test_setup(test_redis_down, each),
         cmocka_unit_test_setup(test_ldap, each),
         cmocka_unit_test_setup(test_events, each),
