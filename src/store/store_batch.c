@@ -205,12 +205,7 @@ void vmp_store_batch_send(vmp_store *s, vmp_store_batch *b)
     for (size_t i = 0; rc == 0 && i < n; i++) {
         batch_op *op = &b->ops[i];
         st_args a = {0};
-        st_args_add(&a, "EVALSHA");
-        st_args_add(&a, s->sha[op->script]);
-        st_args_add(&a, "0");
-        st_args_add(&a, s->prefix);
-        for (size_t j = 0; j < op->args.n; j++)
-            st_args_addn(&a, op->args.v[j], op->args.len[j]);
+        st_eval_command(s, "EVALSHA", s->sha[op->script], &op->args, &a);
         if (a.oom)
             rc = vmp_err_set(&b->send_err, VMP_ENOMEM, "out of memory");
         else if (redisAppendCommandArgv(s->c, (int)a.n, (const char **)a.v, a.len) != REDIS_OK)

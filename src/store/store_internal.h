@@ -69,7 +69,7 @@ struct vmp_store {
     char addr[300];
     bool scripts_loaded;
     double last_reply; /* coarse monotonic seconds of the last reply read */
-    bool no_scripts; /* a subscriber's connection needs none */
+    bool no_scripts;   /* a subscriber's connection needs none */
     char sha[SCR_COUNT][41];
 };
 
@@ -139,6 +139,10 @@ int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, re
 /* EVALSHA of a script with args (prefix is prepended as ARGV[1]; no KEYS),
  * falling back to loading the script on NOSCRIPT. */
 int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, vmp_err *err);
+/* Appends to a the command that runs a script: cmd ("EVALSHA" or "EVAL"),
+ * body (the SHA or the source), no keys, the prefix as ARGV[1], then args. */
+void st_eval_command(const vmp_store *s, const char *cmd, const char *body, const st_args *args,
+                     st_args *a);
 /* One attempt of a script: cmd ("EVALSHA" or "EVAL") with body (the SHA or
  * the source), the prefix as ARGV[1], then args. *out is NULL when Redis
  * answered NOSCRIPT (the script did not run). */
@@ -156,8 +160,8 @@ int st_scripts_load(vmp_store *s, vmp_err *err);
  * reading of a reply (not freed). */
 void st_checkout_args(const vmp_store_want *wants, size_t nwants,
                       const vmp_store_checkout_opts *opts, st_args *a);
-int st_checkout_parse(vmp_store *s, const redisReply *r, const vmp_store_want *wants,
-                      size_t nwants, vmp_store_checkout_result *res, vmp_err *err);
+int st_checkout_parse(vmp_store *s, const redisReply *r, const vmp_store_want *wants, size_t nwants,
+                      vmp_store_checkout_result *res, vmp_err *err);
 void st_return_args(const char *vm, const char *token, double now, st_args *a);
 int st_return_parse(vmp_store *s, const redisReply *r, const char *vm, char **pool_out,
                     char **user_out, vmp_err *err);

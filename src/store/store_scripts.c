@@ -551,18 +551,24 @@ out:
     return rc;
 }
 
+void st_eval_command(const vmp_store *s, const char *cmd, const char *body, const st_args *args,
+                     st_args *a)
+{
+    st_args_add(a, cmd);
+    st_args_add(a, body);
+    st_args_add(a, "0");
+    st_args_add(a, s->prefix);
+    for (size_t i = 0; i < args->n; i++)
+        st_args_addn(a, args->v[i], args->len[i]);
+    if (args->oom)
+        a->oom = true;
+}
+
 int st_eval_send(vmp_store *s, const char *cmd, const char *body, const st_args *args,
                  redisReply **out, vmp_err *err)
 {
     st_args a = {0};
-    st_args_add(&a, cmd);
-    st_args_add(&a, body);
-    st_args_add(&a, "0");
-    st_args_add(&a, s->prefix);
-    for (size_t i = 0; i < args->n; i++)
-        st_args_addn(&a, args->v[i], args->len[i]);
-    if (args->oom)
-        a.oom = true;
+    st_eval_command(s, cmd, body, args, &a);
     redisReply *r = NULL;
     int rc = st_pipeline(s, false, &a, 1, &r, err);
     st_args_free(&a);
