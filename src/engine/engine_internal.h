@@ -204,8 +204,8 @@ struct vmp_engine {
     /* limits in force (from the current generation) */
     long long task_limit, migration_limit, od_limit;
     long long clones, od_clones, migrations, io_tasks;
-    /* clone counts not yet mirrored into Redis (tasks__clone,
-     * tasks__ondemandclone): added in batches, not per clone */
+    /* net change of clones / od_clones since the last heartbeat, which
+     * publishes the absolute counts (managers.c); non-zero: beat again */
     long long mirror_delta[2];
 
     /* global activities */
@@ -297,7 +297,8 @@ void eng_wake_locked(vmp_engine *e, eng_pool *pool);
 /* Dispatches clones to pools with a deficit while the limit allows (e->lock
  * held). */
 void eng_dispatch_clones(vmp_engine *e);
-/* Adds the clone counts changed since the last call to Redis's mirrors. */
+/* Beats (eng_managers_sync) when the clone counts changed since the last
+ * beat or a beat is due. */
 void eng_mirror_flush(vmp_engine *e, vmp_store *st);
 /* Lease renewal/acquisition for every pool (and the on-demand provisioner)
  * over st. */

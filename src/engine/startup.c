@@ -12,7 +12,6 @@
 #include "engine/engine_internal.h"
 #include "log.h"
 
-
 void eng_task_purge(vmp_engine *e, eng_task *t, vmp_store *st)
 {
     const vmp_provider_cfg *pc = vmp_config_provider(t->gen->cfg, t->prov->name);
