@@ -12,180 +12,13 @@
  *   <prefix>__migration__owner    hash vm -> owner of each entry of
  *                                 `<prefix>__migration`
  *
- * The scripts here have their own SHA cache (the SHA of a script is the
- * same on every server), loaded on first use and reloaded on NOSCRIPT.
+ * Their scripts are in store_scripts.c with the others.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/store_internal.h"
-
-#define PRE                                                                                        \
-    "local P = ARGV[1]\n"                                                                          \
-    "local function k(kind, name) return P .. '__' .. kind .. '__' .. name end\n"
-
-/* Drops the migration entries whose owner no longer beats. */
-#define MIG_PRUNE                                                                                  \
-    "local function mig_prune(only)\n"                                                             \
-    "  local mig, mo = P .. '__migration', P .. '__migration__owner'\n"                            \
-    "  local owners = redis.call('HGETALL', mo)\n"                                                 \
-    "  for i = 1, #owners, 2 do\n"                                                                 \
-    "    local ow = owners[i + 1]\n"                                                               \
-    "    if (only and ow == only) or\n"                                                            \
-    "       (not only and redis.call('EXISTS', k('manager', ow)) == 0) then\n"                     \
-    "      redis.call('HDEL', mo, owners[i])\n"                                                    \
-    "      redis.call('SREM', mig, owners[i])\n"                                                   \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
-    "end\n"
-
-enum { SE_BEAT = 0, SE_REAP, SE_MIG_CLAIM, SE_MIG_RELEASE, SE_COUNT };
-
-typedef struct se_script {
-    const char *name;
-    const char *src;
-} se_script;
-
-/* clang-format off */
-static const se_script se_scripts[SE_COUNT] = {
-    [SE_BEAT] = {
-        "manager_beat",
-        /* owner, ttl_ms, node, pid, start, clone, ondemandclone, final, reset_legacy
-         * -> {clone total, ondemandclone total, (owner, node, pid, start) per other manager} */
-        PRE MIG_PRUNE
-        "local owner = ARGV[2]\n"
-        "local reg = P .. '__managers'\n"
-        "local me = k('manager', owner)\n"
-        "if ARGV[9] == '1' then\n"
-        "  redis.call('DEL', me)\n"
-        "  redis.call('SREM', reg, owner)\n"
-        "else\n"
-        "  redis.call('HSET', me, 'node', ARGV[4], 'pid', ARGV[5], 'start', ARGV[6],\n"
-        "             'clone', ARGV[7], 'ondemandclone', ARGV[8])\n"
-        "  redis.call('PEXPIRE', me, ARGV[3])\n"
-        "  redis.call('SADD', reg, owner)\n"
-        "end\n"
-        "local c, o, out = 0, 0, {'', ''}\n"
-        "for _, m in ipairs(redis.call('SMEMBERS', reg)) do\n"
-        "  local v = redis.call('HMGET', k('manager', m), 'clone', 'ondemandclone', 'node',\n"
-        "                       'pid', 'start')\n"
-        "  if not v[3] then\n"
-        "    redis.call('SREM', reg, m)\n"
-        "  else\n"
-        "    c = c + (tonumber(v[1]) or 0)\n"
-        "    o = o + (tonumber(v[2]) or 0)\n"
-        "    if m ~= owner then\n"
-        "      out[#out + 1] = m\n"
-        "      out[#out + 1] = v[3]\n"
-        "      out[#out + 1] = v[4] or ''\n"
-        "      out[#out + 1] = v[5] or ''\n"
-        "    end\n"
-        "  end\n"
-        "end\n"
-        "redis.call('SET', k('tasks', 'clone'), string.format('%d', c))\n"
-        "redis.call('SET', k('tasks', 'ondemandclone'), string.format('%d', o))\n"
-        "mig_prune(nil)\n"
-        "if ARGV[10] == '1' and #out == 2 then\n"
-        "  local mig, mo = P .. '__migration', P .. '__migration__owner'\n"
-        "  for _, vm in ipairs(redis.call('SMEMBERS', mig)) do\n"
-        "    if redis.call('HEXISTS', mo, vm) == 0 then redis.call('SREM', mig, vm) end\n"
-        "  end\n"
-        "end\n"
-        "out[1] = string.format('%d', c)\n"
-        "out[2] = string.format('%d', o)\n"
-        "return out\n"},
-    [SE_REAP] = {
-        "manager_reap",
-        /* owner, lease names... -> leases freed */
-        PRE MIG_PRUNE
-        "local dead = ARGV[2]\n"
-        "redis.call('DEL', k('manager', dead))\n"
-        "redis.call('SREM', P .. '__managers', dead)\n"
-        "local n = 0\n"
-        "for i = 3, #ARGV do\n"
-        "  local lk = k('lease', ARGV[i])\n"
-        "  if redis.call('GET', lk) == dead then\n"
-        "    redis.call('DEL', lk)\n"
-        "    n = n + 1\n"
-        "  end\n"
-        "end\n"
-        "mig_prune(dead)\n"
-        "return n\n"},
-    [SE_MIG_CLAIM] = {
-        "migration_claim",
-        /* vm, owner, limit -> 1 taken, 0 limit reached */
-        PRE
-        "local mig = P .. '__migration'\n"
-        "if redis.call('SISMEMBER', mig, ARGV[2]) == 0 and\n"
-        "   redis.call('SCARD', mig) >= tonumber(ARGV[4]) then return 0 end\n"
-        "redis.call('SADD', mig, ARGV[2])\n"
-        "redis.call('HSET', P .. '__migration__owner', ARGV[2], ARGV[3])\n"
-        "return 1\n"},
-    [SE_MIG_RELEASE] = {
-        "migration_release",
-        /* vm */
-        PRE
-        "redis.call('SREM', P .. '__migration', ARGV[2])\n"
-        "redis.call('HDEL', P .. '__migration__owner', ARGV[2])\n"
-        "return 1\n"},
-};
-/* clang-format on */
-
-static pthread_mutex_t se_lock = PTHREAD_MUTEX_INITIALIZER;
-static char se_sha[SE_COUNT][41];
-
-/* EVALSHA of script id (loading it first when its SHA is not known yet),
- * EVAL on NOSCRIPT. */
-static int se_eval(vmp_store *s, int id, const st_args *args, redisReply **out, vmp_err *err)
-{
-    char sha[41];
-    pthread_mutex_lock(&se_lock);
-    memcpy(sha, se_sha[id], sizeof sha);
-    pthread_mutex_unlock(&se_lock);
-    int rc;
-    if (!sha[0]) {
-        st_args a = {0};
-        st_args_add(&a, "SCRIPT");
-        st_args_add(&a, "LOAD");
-        st_args_add(&a, se_scripts[id].src);
-        char *got = NULL;
-        rc = st_run_str(s, true, &a, &got, err);
-        st_args_free(&a);
-        if (rc < 0)
-            return rc;
-        if (!got || strlen(got) != 40) {
-            free(got);
-            return vmp_err_set(err, VMP_EREDIS, "redis %s: loading script %s failed", s->addr,
-                               se_scripts[id].name);
-        }
-        memcpy(sha, got, 41);
-        free(got);
-        pthread_mutex_lock(&se_lock);
-        memcpy(se_sha[id], sha, sizeof sha);
-        pthread_mutex_unlock(&se_lock);
-    }
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        rc = st_eval_send(s, attempt == 0 ? "EVALSHA" : "EVAL",
-                          attempt == 0 ? sha : se_scripts[id].src, args, &r, err);
-        if (rc < 0)
-            return rc;
-        if (r)
-            break;
-    }
-    return st_eval_reply(s, se_scripts[id].name, r, out, err);
-}
-
-static int se_eval_int(vmp_store *s, int id, const st_args *args, long long *out, vmp_err *err)
-{
-    redisReply *r = NULL;
-    int rc = se_eval(s, id, args, &r, err);
-    if (rc < 0)
-        return rc;
-    return st_take_int(s, r, out, err);
-}
 
 int vmp_store_manager_beat(vmp_store *s, const vmp_store_manager *m, long long ttl_ms,
                            unsigned flags, long long *clones_total, long long *od_total,
@@ -204,7 +37,7 @@ int vmp_store_manager_beat(vmp_store *s, const vmp_store_manager *m, long long t
     st_args_add(&a, (flags & VMP_STORE_BEAT_FINAL) ? "1" : "0");
     st_args_add(&a, (flags & VMP_STORE_BEAT_RESET_LEGACY) ? "1" : "0");
     redisReply *r = NULL;
-    int rc = se_eval(s, SE_BEAT, &a, &r, err);
+    int rc = st_eval(s, SCR_MANAGER_BEAT, &a, &r, err);
     st_args_free(&a);
     if (rc < 0)
         return rc;
@@ -237,7 +70,7 @@ int vmp_store_manager_reap(vmp_store *s, const char *owner, const char *const *l
     st_args_add(&a, owner);
     for (size_t i = 0; i < nleases; i++)
         st_args_add(&a, leases[i]);
-    int rc = se_eval_int(s, SE_REAP, &a, freed, err);
+    int rc = st_eval_int(s, SCR_MANAGER_REAP, &a, freed, err);
     st_args_free(&a);
     return rc;
 }
@@ -252,7 +85,7 @@ int vmp_store_migration_claim(vmp_store *s, const char *vm, const char *owner, l
     st_args_add(&a, owner);
     st_args_addf(&a, "%lld", limit);
     long long v = 0;
-    int rc = se_eval_int(s, SE_MIG_CLAIM, &a, &v, err);
+    int rc = st_eval_int(s, SCR_MIGRATION_CLAIM, &a, &v, err);
     st_args_free(&a);
     if (rc == 0)
         *taken = v == 1;
@@ -265,7 +98,7 @@ int vmp_store_migration_release(vmp_store *s, const char *vm, vmp_err *err)
         return vmp_err_set(err, VMP_EINVAL, "vmp_store_migration_release: bad arguments");
     st_args a = {0};
     st_args_add(&a, vm);
-    int rc = se_eval_int(s, SE_MIG_RELEASE, &a, NULL, err);
+    int rc = st_eval_int(s, SCR_MIGRATION_RELEASE, &a, NULL, err);
     st_args_free(&a);
     return rc;
 }

@@ -48,6 +48,10 @@ typedef enum st_script {
     SCR_LEASE_RELEASE,
     SCR_RATELIMIT,
     SCR_VM_RETURN_CHECKED,
+    SCR_MANAGER_BEAT, /* store_engine.c's */
+    SCR_MANAGER_REAP,
+    SCR_MIGRATION_CLAIM,
+    SCR_MIGRATION_RELEASE,
     SCR_COUNT
 } st_script;
 

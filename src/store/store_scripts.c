@@ -66,6 +66,21 @@ typedef struct script_def {
     const char *src;
 } script_def;
 
+/* Drops the migration entries whose owner no longer beats. */
+#define MIG_PRUNE                                                                                  \
+    "local function mig_prune(only)\n"                                                             \
+    "  local mig, mo = P .. '__migration', P .. '__migration__owner'\n"                            \
+    "  local owners = redis.call('HGETALL', mo)\n"                                                 \
+    "  for i = 1, #owners, 2 do\n"                                                                 \
+    "    local ow = owners[i + 1]\n"                                                               \
+    "    if (only and ow == only) or\n"                                                            \
+    "       (not only and redis.call('EXISTS', k('manager', ow)) == 0) then\n"                     \
+    "      redis.call('HDEL', mo, owners[i])\n"                                                    \
+    "      redis.call('SREM', mig, owners[i])\n"                                                   \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "end\n"
+
 /* clang-format off */
 static const script_def scripts[SCR_COUNT] = {
     [SCR_CLONE_START] = {"clone_start",
@@ -493,6 +508,86 @@ static const script_def scripts[SCR_COUNT] = {
             "  return {-1, pool, user}\n"
             "end\n"
             "return {1, pool, user}\n"},
+    [SCR_MANAGER_BEAT] = {
+        "manager_beat",
+        /* owner, ttl_ms, node, pid, start, clone, ondemandclone, final, reset_legacy
+         * -> {clone total, ondemandclone total, (owner, node, pid, start) per other manager} */
+        PRE MIG_PRUNE
+        "local owner = ARGV[2]\n"
+        "local reg = P .. '__managers'\n"
+        "local me = k('manager', owner)\n"
+        "if ARGV[9] == '1' then\n"
+        "  redis.call('DEL', me)\n"
+        "  redis.call('SREM', reg, owner)\n"
+        "else\n"
+        "  redis.call('HSET', me, 'node', ARGV[4], 'pid', ARGV[5], 'start', ARGV[6],\n"
+        "             'clone', ARGV[7], 'ondemandclone', ARGV[8])\n"
+        "  redis.call('PEXPIRE', me, ARGV[3])\n"
+        "  redis.call('SADD', reg, owner)\n"
+        "end\n"
+        "local c, o, out = 0, 0, {'', ''}\n"
+        "for _, m in ipairs(redis.call('SMEMBERS', reg)) do\n"
+        "  local v = redis.call('HMGET', k('manager', m), 'clone', 'ondemandclone', 'node',\n"
+        "                       'pid', 'start')\n"
+        "  if not v[3] then\n"
+        "    redis.call('SREM', reg, m)\n"
+        "  else\n"
+        "    c = c + (tonumber(v[1]) or 0)\n"
+        "    o = o + (tonumber(v[2]) or 0)\n"
+        "    if m ~= owner then\n"
+        "      out[#out + 1] = m\n"
+        "      out[#out + 1] = v[3]\n"
+        "      out[#out + 1] = v[4] or ''\n"
+        "      out[#out + 1] = v[5] or ''\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "redis.call('SET', k('tasks', 'clone'), string.format('%d', c))\n"
+        "redis.call('SET', k('tasks', 'ondemandclone'), string.format('%d', o))\n"
+        "mig_prune(nil)\n"
+        "if ARGV[10] == '1' and #out == 2 then\n"
+        "  local mig, mo = P .. '__migration', P .. '__migration__owner'\n"
+        "  for _, vm in ipairs(redis.call('SMEMBERS', mig)) do\n"
+        "    if redis.call('HEXISTS', mo, vm) == 0 then redis.call('SREM', mig, vm) end\n"
+        "  end\n"
+        "end\n"
+        "out[1] = string.format('%d', c)\n"
+        "out[2] = string.format('%d', o)\n"
+        "return out\n"},
+    [SCR_MANAGER_REAP] = {
+        "manager_reap",
+        /* owner, lease names... -> leases freed */
+        PRE MIG_PRUNE
+        "local dead = ARGV[2]\n"
+        "redis.call('DEL', k('manager', dead))\n"
+        "redis.call('SREM', P .. '__managers', dead)\n"
+        "local n = 0\n"
+        "for i = 3, #ARGV do\n"
+        "  local lk = k('lease', ARGV[i])\n"
+        "  if redis.call('GET', lk) == dead then\n"
+        "    redis.call('DEL', lk)\n"
+        "    n = n + 1\n"
+        "  end\n"
+        "end\n"
+        "mig_prune(dead)\n"
+        "return n\n"},
+    [SCR_MIGRATION_CLAIM] = {
+        "migration_claim",
+        /* vm, owner, limit -> 1 taken, 0 limit reached */
+        PRE
+        "local mig = P .. '__migration'\n"
+        "if redis.call('SISMEMBER', mig, ARGV[2]) == 0 and\n"
+        "   redis.call('SCARD', mig) >= tonumber(ARGV[4]) then return 0 end\n"
+        "redis.call('SADD', mig, ARGV[2])\n"
+        "redis.call('HSET', P .. '__migration__owner', ARGV[2], ARGV[3])\n"
+        "return 1\n"},
+    [SCR_MIGRATION_RELEASE] = {
+        "migration_release",
+        /* vm */
+        PRE
+        "redis.call('SREM', P .. '__migration', ARGV[2])\n"
+        "redis.call('HDEL', P .. '__migration__owner', ARGV[2])\n"
+        "return 1\n"},
 };
 
 /* clang-format on */
