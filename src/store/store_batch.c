@@ -136,8 +136,7 @@ static void finish(vmp_store *s, batch_op *op, redisReply *r)
     vmp_err err = {0};
     int rc = 0;
     if (r && r->type == REDIS_REPLY_ERROR) {
-        rc = vmp_err_set(&err, VMP_EREDIS, "redis %s: script %s: %s", s->addr,
-                         st_script_name(op->script), r->str);
+        rc = st_script_error(s, st_script_name(op->script), r, &err);
         fail(op, rc, &err);
         return;
     }
@@ -158,11 +157,6 @@ static void finish(vmp_store *s, batch_op *op, redisReply *r)
     op->return_done(op->ud, rc, pool, user, &err);
     free(pool);
     free(user);
-}
-
-static bool noscript(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
 /* Moves the ops after the first n to the front. */
@@ -265,7 +259,7 @@ void vmp_store_batch_finish(vmp_store *s, vmp_store_batch *b)
         if (!r)
             fail(op, rc < 0 ? rc : VMP_EREDIS, &err);
         else
-            finish(s, op, noscript(r) ? NULL : r);
+            finish(s, op, st_noscript(r) ? NULL : r);
         if (r)
             freeReplyObject(r);
         b->replies[i] = NULL;

@@ -105,14 +105,6 @@ int vmp_store_migration_release(vmp_store *s, const char *vm, vmp_err *err)
 
 /* ---- a clone's bookkeeping in one round trip ---------------------------------- */
 
-static void add_evalsha(st_args *a, const vmp_store *s, st_script id)
-{
-    st_args_add(a, "EVALSHA");
-    st_args_add(a, s->sha[id]);
-    st_args_add(a, "0");
-    st_args_add(a, s->prefix);
-}
-
 /* The pending_ready reply: 0, VMP_ESTATE, or a bad-reply error. */
 static int parse_ready(vmp_store *s, vmp_store_clone_step *c, const redisReply *r, vmp_err *err)
 {
@@ -137,7 +129,7 @@ static int reply_code(vmp_store *s, const char *what, const redisReply *r, long 
                       vmp_err *err)
 {
     if (r->type == REDIS_REPLY_ERROR)
-        return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, what, r->str);
+        return st_script_error(s, what, r, err);
     return st_reply_int(s, r, v, err);
 }
 
@@ -145,11 +137,6 @@ static void err_copy(vmp_err *dst, const vmp_err *src)
 {
     if (dst)
         *dst = *src;
-}
-
-static bool noscript(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
 int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err)
@@ -174,7 +161,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
     st_time(c->now, ts);
     vmp_duration_format(c->seconds, secs, sizeof secs);
     /* clone done */
-    add_evalsha(&cmds[n], s, SCR_CLONE_DONE);
+    st_eval_command(s, "EVALSHA", s->sha[SCR_CLONE_DONE], NULL, &cmds[n]);
     st_args_add(&cmds[n], c->pool);
     st_args_add(&cmds[n], c->vm);
     st_args_add(&cmds[n], date);
@@ -184,7 +171,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
     int i_ready = -1;
     if (c->ready) {
         i_ready = (int)n;
-        add_evalsha(&cmds[n], s, SCR_PENDING_READY);
+        st_eval_command(s, "EVALSHA", s->sha[SCR_PENDING_READY], NULL, &cmds[n]);
         st_args_add(&cmds[n], c->pool);
         st_args_add(&cmds[n], c->vm);
         st_args_add(&cmds[n], ts);
@@ -204,7 +191,7 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
      * again through the ordinary call (which loads it) */
     long long v = 0;
     vmp_err e1 = {0};
-    if (noscript(rep[0]))
+    if (st_noscript(rep[0]))
         c->done_rc = vmp_store_clone_done(s, c->pool, c->vm, c->seconds, c->ip, c->now, &e1);
     else if ((c->done_rc = reply_code(s, "clone_done", rep[0], &v, &e1)) == 0 && v == 0)
         c->done_rc = vmp_err_set(&e1, VMP_ESTATE, "pool %s: vm %s: no VM hash", c->pool, c->vm);
@@ -212,12 +199,11 @@ int vmp_store_clone_step_run(vmp_store *s, vmp_store_clone_step *c, vmp_err *err
         err_copy(err, &e1);
     if (i_ready >= 0) {
         vmp_err e2 = {0};
-        if (noscript(rep[i_ready]))
+        if (st_noscript(rep[i_ready]))
             c->ready_rc = vmp_store_pending_ready(s, c->pool, c->vm, c->lifetime_auth, c->now,
                                                   &c->outcome, &c->boot, &e2);
         else if (rep[i_ready]->type == REDIS_REPLY_ERROR)
-            c->ready_rc = vmp_err_set(&e2, VMP_EREDIS, "redis %s: script pending_ready: %s",
-                                      s->addr, rep[i_ready]->str);
+            c->ready_rc = st_script_error(s, "pending_ready", rep[i_ready], &e2);
         else
             c->ready_rc = parse_ready(s, c, rep[i_ready], &e2);
         if (c->ready_rc && !c->done_rc)

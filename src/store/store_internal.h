@@ -144,9 +144,15 @@ int st_pipeline(vmp_store *s, bool idempotent, const st_args *cmds, size_t n, re
  * falling back to loading the script on NOSCRIPT. */
 int st_eval(vmp_store *s, st_script id, const st_args *args, redisReply **out, vmp_err *err);
 /* Appends to a the command that runs a script: cmd ("EVALSHA" or "EVAL"),
- * body (the SHA or the source), no keys, the prefix as ARGV[1], then args. */
+ * body (the SHA or the source), no keys, the prefix as ARGV[1], then args
+ * (NULL: the caller appends them). */
 void st_eval_command(const vmp_store *s, const char *cmd, const char *body, const st_args *args,
                      st_args *a);
+/* Whether r is Redis's NOSCRIPT error: the script cache did not have the
+ * script, so it did not run. */
+bool st_noscript(const redisReply *r);
+/* VMP_EREDIS for the error reply r of script name. */
+int st_script_error(vmp_store *s, const char *name, const redisReply *r, vmp_err *err);
 /* One attempt of a script: cmd ("EVALSHA" or "EVAL") with body (the SHA or
  * the source), the prefix as ARGV[1], then args. *out is NULL when Redis
  * answered NOSCRIPT (the script did not run). */

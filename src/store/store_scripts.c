@@ -653,10 +653,20 @@ void st_eval_command(const vmp_store *s, const char *cmd, const char *body, cons
     st_args_add(a, body);
     st_args_add(a, "0");
     st_args_add(a, s->prefix);
-    for (size_t i = 0; i < args->n; i++)
+    for (size_t i = 0; args && i < args->n; i++)
         st_args_addn(a, args->v[i], args->len[i]);
-    if (args->oom)
+    if (args && args->oom)
         a->oom = true;
+}
+
+bool st_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+}
+
+int st_script_error(vmp_store *s, const char *name, const redisReply *r, vmp_err *err)
+{
+    return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, name, r->str);
 }
 
 int st_eval_send(vmp_store *s, const char *cmd, const char *body, const st_args *args,
@@ -669,7 +679,7 @@ int st_eval_send(vmp_store *s, const char *cmd, const char *body, const st_args 
     st_args_free(&a);
     if (rc < 0)
         return rc;
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+    if (st_noscript(r)) {
         /* The script cache was flushed: it did not run. The caller runs it
          * by source (which caches it again). */
         freeReplyObject(r);
@@ -684,7 +694,7 @@ int st_eval_reply(vmp_store *s, const char *name, redisReply *r, redisReply **ou
     if (!r)
         return vmp_err_set(err, VMP_EREDIS, "redis %s: script %s not loaded", s->addr, name);
     if (r->type == REDIS_REPLY_ERROR) {
-        int rc = vmp_err_set(err, VMP_EREDIS, "redis %s: script %s: %s", s->addr, name, r->str);
+        int rc = st_script_error(s, name, r, err);
         freeReplyObject(r);
         return rc;
     }
