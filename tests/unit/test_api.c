@@ -1353,18 +1353,26 @@ typedef struct resetter {
     int n;
 } resetter;
 
+/* A TCP connection to 127.0.0.1:p, or -1. */
+static int dial_loopback(int p)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 static void *reset_client(void *ud)
 {
     resetter *rs = ud;
     for (int i = 0; i < rs->n; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rs->port)};
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-            if (fd >= 0)
-                close(fd);
+        int fd = dial_loopback(rs->port);
+        if (fd < 0)
             continue;
-        }
         char buf[256];
         int len = i % 2 ? snprintf(buf, sizeof(buf),
                                    "DELETE /api/v3/vm/nosuch%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
@@ -1929,11 +1937,8 @@ static void stall_ldap_stop(stall_ldap *l)
 
 static int raw_connect(int p)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = dial_loopback(p);
     assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     return fd;
 }
 
